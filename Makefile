@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine with Python 3.11, git and make:
+#   make report   regenerate every artefact (dvc repro) and build the book
+#   make test     the test suite
+# Both create .venv and install the pinned environment once; reruns skip that.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export PYTHONHASHSEED := 0
+
+.PHONY: setup report test paper bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name embstudy --display-name "embstudy (.venv)" >/dev/null
+	@touch $@
+
+report: $(STAMP)
+	dvc repro
+	python -m embstudy.book
+
+test: $(STAMP)
+	python -m pytest
+
+lock: $(STAMP)  # after changing pyproject.toml's dependencies
+	python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:  # stage outputs only; the DVC cache keeps them for `dvc checkout`
+	rm -rf artifacts _book

@@ -1,0 +1,140 @@
+"""Load ``params.yaml`` and check it against the schema before any work.
+
+Every stage calls :func:`load` once in ``main()`` and passes plain values down.
+Unknown keys, wrong types and out-of-range values are all reported together in
+one :class:`ParamsError` naming each culprit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embstudy import paths
+
+Pos = Field(gt=0)
+
+
+class ParamsError(SystemExit):
+    """Raised (and exits non-zero with its one-paragraph message) on bad params."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Synth(Strict):
+    seed: int
+    labelled_per_class: int = Field(gt=0)
+    unlabeled_per_domain: int = Field(ge=0)
+    label_noise: float = Field(ge=0, lt=0.5)
+    negation_rate: float = Field(ge=0, le=1)
+    contrast_rate: float = Field(ge=0, le=1)
+
+
+class Data(Strict):
+    source: str  # a Webis-CLS-10 tarball or directory
+    synth: Synth
+
+
+class Prepare(Strict):
+    seed: int
+
+
+class Tokenize(Strict):
+    max_length: int = Field(ge=8, le=512)  # 512: the position limit of both base models
+
+
+class Encoder(Strict):
+    layers: int = Field(gt=0, le=24)
+    hidden: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    ffn: int = Field(gt=0)
+    vocab_size: int = Field(ge=100)
+
+
+class Model(Strict):
+    arch: Literal["camembert", "flaubert"]
+    checkpoint: str | None  # None: pre-trained here from scratch
+    encoder: Encoder | None = None
+
+
+class Pretrain(Strict):
+    seed: int
+    steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    seq_len: int = Field(ge=8, le=512)
+    lr: float = Field(gt=0, lt=1)
+    warmup: int = Field(ge=0)
+    mask_prob: float = Field(gt=0, lt=1)
+    heldout: int = Field(gt=0)
+    min_accuracy_ratio: float = Field(ge=0)
+
+
+class Finetune(Strict):
+    train_size: int = Field(gt=0)
+    test_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(gt=0)
+    seed: int
+    max_gap_to_tfidf: float = Field(ge=0, le=100)
+    max_majority_share: float = Field(gt=0.5, le=1)
+
+
+class Extract(Strict):
+    batch_size: int = Field(gt=0)
+    cos_sentences: int = Field(gt=0)
+    cov_sentences: int = Field(gt=0)
+    erank_sentences: int = Field(gt=0)
+    erank_tokens: int = Field(ge=2)
+    baseline_sentences: int = Field(ge=2)
+    hist_bins: int = Field(ge=2)
+
+
+class Probe(Strict):
+    layers: Literal["all"] | list[int] = "all"
+    head: Literal["linear", "roberta"]
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    seed: int
+
+
+class Params(Strict):
+    profile: Literal["demo", "paper"]
+    data: Data
+    prepare: Prepare
+    tokenize: Tokenize
+    models: dict[str, Model] = Field(min_length=1)
+    pretrain: Pretrain
+    finetune: Finetune
+    extract: Extract
+    probe: Probe
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        lines.append(f"{where}: {e['msg'].lower()}" + ("" if e["type"] == "missing" else f" (got {e.get('input')!r})"))
+    return "; ".join(lines)
+
+
+def load(path: Path = paths.PARAMS) -> Params:
+    """The validated params; raises :class:`ParamsError` listing every problem at once."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise ParamsError(f"{path}: cannot read params: {e}") from None
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(f"{path}: invalid params: {_describe(e)}") from None
+    missing = [n for n, m in params.models.items() if m.checkpoint is None and m.encoder is None]
+    if missing:
+        raise ParamsError(f"{path}: invalid params: models.{missing[0]}: needs a checkpoint or an encoder spec to pre-train")
+    return params

@@ -1,0 +1,40 @@
+"""Every path the pipeline and the book use, in one place (dvc.yaml restates them for DVC).
+
+Stage outputs live under ``artifacts/`` (ignored by git, tracked by DVC);
+small metrics and plot tables live under ``metrics/`` (committed, ``cache: false``).
+"""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMS = ROOT / "params.yaml"
+ARTIFACTS = ROOT / "artifacts"
+METRICS = ROOT / "metrics"
+
+TARBALL = ROOT / "data" / "cls-acl10-unprocessed.tar.gz"  # the real corpus, from data.dvc
+SYNTH_TARBALL = ARTIFACTS / "synth" / "cls-acl10-unprocessed.tar.gz"  # the demo corpus
+CORPUS = ARTIFACTS / "prepare" / "cls"  # DatasetDict train/test/unlabeled of raw text
+
+
+def pretrained(model: str) -> Path:
+    """Checkpoint folder written by the pretrain stage (demo) for ``model``."""
+    return ARTIFACTS / "pretrain" / model
+
+
+def tokens(model: str) -> Path:
+    """Tokenised DatasetDict for ``model`` (truncated, never padded)."""
+    return ARTIFACTS / "tokenize" / model
+
+
+def finetuned(model: str) -> Path:
+    """Folder holding one checkpoint per kept epoch: ``epoch-1/``, ``epoch-2/``..."""
+    return ARTIFACTS / "finetune" / model
+
+
+def extracted(model: str) -> Path:
+    """Per-layer statistics and [CLS] vectors of every variant of ``model``."""
+    return ARTIFACTS / "extract" / model
+
+
+def metrics(stage: str, model: str, suffix: str = ".json") -> Path:
+    """Small committed metric or plot file, e.g. ``metrics/finetune/camembert.json``."""
+    return METRICS / stage / f"{model}{suffix}"

@@ -1,0 +1,47 @@
+"""Stage ``tokenize``: each model's own tokenizer over the train and test reviews, once.
+
+Reads ``artifacts/prepare/cls`` and the model's tokenizer (the demo's
+``artifacts/pretrain/<model>`` or the hub checkpoint named in ``models``) and
+writes ``artifacts/tokenize/<model>``: splits ``train``/``test`` in the same
+row order, columns ``input_ids`` (special tokens added, truncated to
+``tokenize.max_length``, never padded: batches pad dynamically later),
+``length``, ``label``, ``domain``, ``idx``.
+
+Run: ``python -m embstudy.tokenize camembert`` (or ``dvc repro tokenize``).
+"""
+from __future__ import annotations
+
+import sys
+
+from datasets import DatasetDict, load_from_disk
+
+from embstudy import encoders, io, log, params, paths
+
+
+def tokenize(corpus: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Token ids per review; the text column is dropped (the corpus keeps it)."""
+
+    def encode(batch):
+        ids = tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]
+        return {"input_ids": ids, "length": [len(x) for x in ids]}
+
+    splits = DatasetDict({s: corpus[s] for s in ("train", "test")})
+    return splits.map(encode, batched=True, batch_size=1000, remove_columns=["text"], desc="tokenize")
+
+
+def main(name: str) -> None:
+    p = params.load()
+    model = encoders.model_params(p, name)
+    logger = log.setup("tokenize", p.profile, name)
+    tokenizer = encoders.load_tokenizer(encoders.checkpoint(name, model))
+    tokens = tokenize(load_from_disk(str(paths.CORPUS)), tokenizer, p.tokenize.max_length)
+    for split, ds in tokens.items():
+        lengths = ds["length"]
+        truncated = sum(n >= p.tokenize.max_length for n in lengths)
+        logger.info("%s: %d reviews, mean %.1f tokens, %d truncated", split, len(ds), sum(lengths) / len(ds), truncated)
+    with io.atomic_dir(paths.tokens(name)) as tmp:
+        tokens.save_to_disk(str(tmp))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,83 @@
+"""Shared fixtures: a throw-away copy of the repository running the pipeline on micro params.
+
+The copy carries its own ``code/`` on PYTHONPATH, so ``embstudy.paths.ROOT`` is the
+copy and nothing is written into the working tree.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Micro sizes: every stage runs, in seconds; quality gates relaxed (they are tested on their own).
+MICRO = {
+    "data": {"synth": {"labelled_per_class": 30, "unlabeled_per_domain": 60}},
+    "tokenize": {"max_length": 64},
+    "models": {
+        name: {"encoder": {"layers": 2, "hidden": 32, "heads": 2, "ffn": 128, "vocab_size": 400}}
+        for name in ("camembert", "flaubert")
+    },
+    "pretrain": {"steps": 8, "batch_size": 8, "seq_len": 32, "warmup": 2, "heldout": 20, "min_accuracy_ratio": 0.0},
+    "finetune": {"train_size": 60, "test_size": 40, "epochs": 2, "batch_size": 8,
+                 "max_gap_to_tfidf": 100.0, "max_majority_share": 1.0},
+    "extract": {"batch_size": 16, "cos_sentences": 10, "cov_sentences": 12, "erank_sentences": 4,
+                "erank_tokens": 32, "baseline_sentences": 8},
+    "probe": {"epochs": 3},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override``'s leaves written over it (nested mappings merged)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def copy_repo(dest: Path) -> Path:
+    """The files git would check out (tracked or not ignored), as a fresh repo at ``dest``."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def env_for(root: Path) -> dict:
+    """Environment that runs the copy's own code and never reaches the hub."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(PYTHONPATH=str(root / "code"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+               HF_HOME=str(root / ".hf"), PYTHONHASHSEED="0", TQDM_DISABLE="1")
+    return env
+
+
+def offline(cmd: list[str]) -> list[str]:
+    """Run ``cmd`` with networking cut off (a new network namespace) where the kernel allows it."""
+    ok = shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    return ["unshare", "-n", *cmd] if ok else cmd
+
+
+def run(cmd: list[str], root: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=root, env=env_for(root), capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def micro_repo(tmp_path_factory) -> Path:
+    """A repository copy whose demo pipeline has run once on micro params, offline."""
+    root = copy_repo(tmp_path_factory.mktemp("repo"))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(merge(params, MICRO), sort_keys=False))
+    done = run(offline(["dvc", "repro", "--quiet"]), root, timeout=1200)
+    assert done.returncode == 0, f"dvc repro failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return root

@@ -1,0 +1,41 @@
+"""The repository's shape: dvc.yaml and embstudy.paths agree, every stage has its module."""
+import re
+
+import yaml
+
+from embstudy import params, paths
+
+STAGES = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_each_stage_runs_its_own_module_and_reads_its_own_params():
+    for name, stage in STAGES.items():
+        body = stage.get("do", stage)
+        assert body["cmd"].startswith(f"python -m embstudy.{name}"), name
+        assert f"code/embstudy/{name}.py" in body["deps"], name
+        assert (paths.ROOT / "code" / "embstudy" / f"{name}.py").exists(), name
+
+
+def test_stage_outputs_are_where_paths_says():
+    model = "camembert"
+    expected = {
+        "synth": paths.SYNTH_TARBALL.parent,
+        "prepare": paths.CORPUS.parent,
+        "pretrain": paths.pretrained(model),
+        "tokenize": paths.tokens(model),
+        "finetune": paths.finetuned(model),
+        "extract": paths.extracted(model),
+    }
+    for name, folder in expected.items():
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in STAGES[name].get("do", STAGES[name])["outs"]]
+        assert outs == [str(folder.relative_to(paths.ROOT)).replace(model, "${key}")], name
+
+
+def test_demo_source_is_the_synth_stage_output():
+    assert paths.ROOT / params.load().data.source == paths.SYNTH_TARBALL
+
+
+def test_metrics_are_committed_not_cached():
+    text = (paths.ROOT / "dvc.yaml").read_text()
+    for m in re.findall(r"- (metrics/\S+):\n\s+cache: (\w+)", text):
+        assert m[1] == "false", m[0]

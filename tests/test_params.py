@@ -1,0 +1,48 @@
+"""params.yaml is checked against the schema before any work, every problem reported at once."""
+import pytest
+import yaml
+
+from embstudy import params, paths
+
+
+def write(tmp_path, mutate):
+    raw = yaml.safe_load(paths.PARAMS.read_text())
+    mutate(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_committed_params_are_valid():
+    p = params.load()
+    assert p.profile == "demo" and set(p.models) == {"camembert", "flaubert"}
+
+
+def test_every_problem_is_listed_in_one_message(tmp_path):
+    def mutate(raw):
+        raw["finetune"]["epochs"] = "three"  # wrong type
+        raw["probe"]["typo_key"] = 1  # unknown key
+        raw["pretrain"]["lr"] = -1.0  # out of range
+        raw["models"]["camembert"]["arch"] = "gpt2"  # unknown architecture
+
+    with pytest.raises(params.ParamsError) as err:
+        params.load(write(tmp_path, mutate))
+    msg = str(err.value)
+    assert "\n" not in msg
+    for culprit in ("finetune.epochs", "probe.typo_key", "pretrain.lr", "models.camembert.arch"):
+        assert culprit in msg
+
+
+def test_missing_section_and_unreadable_file(tmp_path):
+    with pytest.raises(params.ParamsError, match="extract: field required"):
+        params.load(write(tmp_path, lambda raw: raw.pop("extract")))
+    with pytest.raises(params.ParamsError, match="cannot read params"):
+        params.load(tmp_path / "absent.yaml")
+
+
+def test_a_model_needs_a_checkpoint_or_an_encoder(tmp_path):
+    def mutate(raw):
+        raw["models"]["flaubert"]["encoder"] = None
+
+    with pytest.raises(params.ParamsError, match="models.flaubert"):
+        params.load(write(tmp_path, mutate))
