@@ -28,8 +28,15 @@ report: $(STAMP)
 test: $(STAMP)
 	python -m pytest
 
+paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); see README
+	python -m embstudy.profile conf/paper.yaml
+	test -f data/cls-acl10-unprocessed.tar.gz || dvc update data.dvc
+	dvc repro
+	python -m embstudy.book
+
 lock: $(STAMP)  # after changing pyproject.toml's dependencies
-	python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock.new
+	head -n 2 requirements.lock > requirements.lock.new
+	python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' >> requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:  # stage outputs only; the DVC cache keeps them for `dvc checkout`

@@ -1,0 +1,47 @@
+"""The whole demo pipeline on micro params, offline, in a throw-away copy of the repository."""
+import json
+
+import yaml
+
+from conftest import offline, run
+
+STAGE_OUTPUTS = [
+    "artifacts/synth/cls-acl10-unprocessed.tar.gz",
+    "artifacts/prepare/cls/dataset_dict.json",
+    "metrics/prepare.json",
+]
+PER_MODEL = [
+    "artifacts/pretrain/{m}/config.json",
+    "artifacts/tokenize/{m}/dataset_dict.json",
+    "artifacts/finetune/{m}/epoch-1/config.json",
+    "artifacts/finetune/{m}/epoch-2/config.json",
+    "metrics/pretrain/{m}.json",
+    "metrics/finetune/{m}.json",
+    "metrics/probe/{m}.json",
+]
+
+
+def test_every_stage_wrote_its_outputs(micro_repo):
+    expected = STAGE_OUTPUTS + [p.format(m=m) for p in PER_MODEL for m in ("camembert", "flaubert")]
+    missing = [p for p in expected if not (micro_repo / p).exists()]
+    assert not missing
+
+
+def test_second_repro_is_a_noop_and_status_clean(micro_repo):
+    again = run(offline(["dvc", "repro"]), micro_repo, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "Running stage" not in again.stdout
+    status = run(["dvc", "status", "--json"], micro_repo, timeout=120)
+    assert json.loads(status.stdout) == {}
+
+
+def test_metrics_show_lists_the_probe_grid(micro_repo):
+    shown = run(["dvc", "metrics", "show", "--json"], micro_repo, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "metrics/probe/camembert.json" in shown.stdout and "metrics/probe/flaubert.json" in shown.stdout
+
+
+def test_lock_records_every_stage(micro_repo):
+    lock = yaml.safe_load((micro_repo / "dvc.lock").read_text())["stages"]
+    for stage in ("synth", "prepare", "pretrain@camembert", "finetune@flaubert", "extract@camembert", "probe@flaubert"):
+        assert stage in lock
