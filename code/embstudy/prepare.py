@@ -50,7 +50,11 @@ def main() -> None:
     logger = log.setup("prepare", p.profile)
     source = paths.ROOT / p.data.source
     logger.info("reading %s", source)
-    corpus = build(reader.read_reviews(source), p.prepare.seed)
+    try:
+        reviews = reader.read_reviews(source)
+    except (reader.ReviewFormatError, reader.SourceMissingError) as e:
+        raise SystemExit(f"prepare: {e}") from None
+    corpus = build(reviews, p.prepare.seed)
     for split, ds in corpus.items():
         logger.info("%s: %d reviews", split, len(ds))
     with io.atomic_dir(paths.CORPUS) as tmp:
