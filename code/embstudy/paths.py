@@ -35,6 +35,11 @@ def extracted(model: str) -> Path:
     return ARTIFACTS / "extract" / model
 
 
+def probed(model: str) -> Path:
+    """Probe accuracies, per-epoch curves, class cones and separation of ``model``."""
+    return ARTIFACTS / "probe" / model
+
+
 def metrics(stage: str, model: str, suffix: str = ".json") -> Path:
     """Small committed metric or plot file, e.g. ``metrics/finetune/camembert.json``."""
     return METRICS / stage / f"{model}{suffix}"

@@ -1,0 +1,250 @@
+"""Stage ``extract``: per-layer geometry and first-token vectors of every variant of a model.
+
+Reads ``artifacts/tokenize/<model>`` and the variants' encoders: ``pretrained``
+(``encoders.checkpoint``) and ``epoch-k`` for k = 1..``finetune.epochs``
+(``artifacts/finetune/<model>/epoch-k``, the base encoder of a sequence-classification
+checkpoint). One length-sorted, dynamically padded pass per variant over all train and
+test reviews with every hidden state (layers + 1 of them, the embeddings are layer 0);
+statistics of the first test sentences are reduced as the batches stream
+(``embstudy.geometry``). Run: ``python -m embstudy.extract camembert``.
+
+Writes ``artifacts/extract/<model>/``:
+
+* ``layers.csv`` — one row per (variant, layer): ``cos_count, cos_mean, cos_std`` (ddof 1),
+  ``cos_min, cos_q05, cos_q25, cos_q50, cos_q75, cos_q95, cos_max``, ``cos_whislo, cos_whishi``
+  (box-plot whiskers: furthest cosines within 1.5 IQR of the quartiles), ``baseline`` (mean
+  cross-sentence cosine, first ``baseline_sentences``), ``cos_minus_baseline``, ``cov_mean,
+  cov_median`` (first ``cov_sentences``), ``erank``, ``erank_tokens``; cosines over all token
+  pairs of the first ``cos_sentences`` test sentences.
+* ``hist.csv`` — ``variant, layer, bin, lo, hi, count``: ``hist_bins`` equal bins over [-1, 1].
+* ``sentences.csv`` — ``variant, layer, sentence`` (row of the test split), ``idx, tokens,
+  cos_mean, cos_var`` (ddof 1, as pandas; NaN below 2 pairs or past ``cos_sentences``),
+  ``cov_trace`` (NaN for one token or past ``cov_sentences``).
+* ``cls-<variant>.npz`` — ``train``/``test``: float16 (reviews, layers + 1, hidden) first-token
+  vectors; ``train_label, train_domain, train_idx`` and the same for ``test``, in split order.
+* ``run.json`` — model, variants, checkpoints (relative to the repository), hidden states (layers + 1),
+  hidden size, and the ``extract`` params used.
+* ``timing.json`` — per variant wall seconds, tokens, reviews, tokens/s, device (the one
+  non-deterministic file).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import transformers
+from datasets import DatasetDict, load_from_disk
+from tqdm import tqdm
+
+from embstudy import encoders, geometry, io, log, params, paths
+
+STAGE = "extract"
+
+
+def fail(message: str):
+    raise SystemExit(f"{STAGE}: {message}")
+
+
+class Accumulator:
+    """Statistics of the first test sentences, reduced while batches stream in (bounded by the sizes)."""
+
+    def __init__(self, cfg: params.Extract, lengths: list[int], layers: int):
+        self.cfg, self.lengths, self.layers = cfg, lengths, layers
+        self.cos, self.cov, self.erank, self.parts = {}, {}, {}, None  # keyed by test row
+        self.needed = max(cfg.cos_sentences, cfg.cov_sentences, cfg.erank_sentences, cfg.baseline_sentences)
+        starts = np.cumsum([0, *lengths[: cfg.erank_sentences]])
+        # erank stacks the sentences in order and keeps exactly the first erank_tokens tokens
+        self.erank_keep = {s: int(np.clip(cfg.erank_tokens - starts[s], 0, lengths[s]))
+                           for s in range(cfg.erank_sentences)}
+
+    def update(self, rows: np.ndarray, states, mask: torch.Tensor) -> None:
+        """Take the batch's rows below ``needed`` (test rows ``rows``, hidden ``states``, ``mask``)."""
+        assert len(states) == self.layers, f"{len(states)} hidden states, expected {self.layers}"
+        pick = np.flatnonzero(rows < self.needed)
+        if len(pick) == 0:
+            return
+        rows, sel = rows[pick], torch.as_tensor(pick, device=mask.device)
+        mask = mask[sel][:, : int(mask[sel].sum(1).max())]  # right-padded: trim to the longest kept
+        hidden = torch.stack([h[sel, : mask.shape[1]] for h in states]).float()  # (layers, kept, tokens, dim)
+        is_cos = torch.as_tensor(rows < self.cfg.cos_sentences, device=mask.device)
+        if is_cos.any():
+            pairs = geometry.intra_sentence_cosines(hidden[:, is_cos], mask[is_cos])
+            self.cos.update(zip(rows[is_cos.cpu().numpy()].tolist(), (c.cpu().numpy() for c in pairs)))
+        traces = geometry.covariance_trace(hidden, mask).cpu().numpy()  # (layers, kept)
+        self.cov.update((r, traces[:, i]) for i, r in enumerate(rows.tolist()) if r < self.cfg.cov_sentences)
+        base = torch.as_tensor(rows < self.cfg.baseline_sentences, device=mask.device)
+        if base.any():
+            self.parts = geometry.add_parts(self.parts, geometry.baseline_parts(hidden[:, base], mask[base]))
+        for i, r in enumerate(rows.tolist()):
+            if self.erank_keep.get(r):
+                self.erank[r] = hidden[:, i, : self.erank_keep[r]].cpu()  # (layers, kept tokens, hidden)
+
+    def tables(self, variant: str, idx: list[int]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """layers.csv, hist.csv and sentences.csv rows of one variant."""
+        cfg, layer_rows, hist_rows = self.cfg, [], []
+        cos = np.concatenate([self.cos[s] for s in range(cfg.cos_sentences)], 1).astype(np.float64)
+        cov = np.stack([self.cov[s] for s in range(cfg.cov_sentences)], 1)  # (layers, sentences)
+        erank = geometry.effective_rank(torch.cat([self.erank[s] for s in sorted(self.erank)], 1))
+        baseline = geometry.baseline_from_parts(self.parts).cpu().numpy()
+        edges = np.linspace(-1, 1, cfg.hist_bins + 1)
+        for layer, v in enumerate(cos):
+            q = np.quantile(v, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1])
+            reach = 1.5 * (q[4] - q[2])
+            row = dict(zip(["cos_min", "cos_q05", "cos_q25", "cos_q50", "cos_q75", "cos_q95", "cos_max"], q))
+            layer_rows.append(dict(variant=variant, layer=layer, cos_count=len(v), cos_mean=v.mean(),
+                                   cos_std=v.std(ddof=1), **row, cos_whislo=v[v >= q[2] - reach].min(),
+                                   cos_whishi=v[v <= q[4] + reach].max(), baseline=baseline[layer],
+                                   cos_minus_baseline=v.mean() - baseline[layer], cov_mean=cov[layer].mean(),
+                                   cov_median=np.median(cov[layer]), erank=float(erank[layer]),
+                                   erank_tokens=cfg.erank_tokens))
+            counts = np.histogram(np.clip(v, -1, 1), edges)[0]  # clip: float noise past +-1
+            hist_rows += [dict(variant=variant, layer=layer, bin=b, lo=edges[b], hi=edges[b + 1], count=c)
+                          for b, c in enumerate(counts)]
+        return pd.DataFrame(layer_rows), pd.DataFrame(hist_rows), self.sentences(variant, idx)
+
+    def sentences(self, variant: str, idx: list[int]) -> pd.DataFrame:
+        rows, nan = [], np.full(self.layers, np.nan)
+        for s in range(max(self.cfg.cos_sentences, self.cfg.cov_sentences)):
+            pairs = self.cos.get(s) if s < self.cfg.cos_sentences else None
+            n = 0 if pairs is None else pairs.shape[1]
+            mean = pairs.astype(np.float64).mean(1) if n else nan
+            var = ((pairs - mean[:, None]) ** 2).sum(1) / (n - 1) if n > 1 else nan  # ddof 1, as pandas
+            cov = self.cov[s] if s < self.cfg.cov_sentences else nan
+            rows.append(pd.DataFrame(dict(variant=variant, layer=range(self.layers), sentence=s, idx=idx[s],
+                                          tokens=self.lengths[s], cos_mean=mean, cos_var=var, cov_trace=cov)))
+        return pd.concat(rows, ignore_index=True)
+
+
+def variant_sources(name: str, model: params.Model, epochs: int) -> dict[str, str]:
+    """{variant: from_pretrained source}; a missing fine-tuned epoch fails before any work."""
+    sources = {"pretrained": encoders.checkpoint(name, model)}
+    if model.checkpoint is None and not Path(sources["pretrained"]).is_dir():
+        fail(f"{name}: pre-trained checkpoint {sources['pretrained']} is missing (run the pretrain stage)")
+    for k in range(1, epochs + 1):
+        folder = paths.finetuned(name) / f"epoch-{k}"
+        if not folder.is_dir():
+            fail(f"{name}: fine-tuned checkpoint {folder} is missing (finetune.epochs = {epochs})")
+        sources[f"epoch-{k}"] = str(folder)
+    return sources
+
+
+def check_inputs(tokens: DatasetDict, cfg: params.Extract) -> dict[str, list[list[int]]]:
+    """Token ids per split; one-line errors for sizes past the test split, empty reviews, short erank."""
+    ids = {split: tokens[split]["input_ids"][:] for split in ("train", "test")}
+    lengths = {split: list(map(len, rows)) for split, rows in ids.items()}
+    for split, ns in lengths.items():
+        if 0 in ns:
+            fail(f"{split} review at row {ns.index(0)} is empty (length 0)")
+    n_test = len(lengths["test"])
+    for key in ("cos_sentences", "cov_sentences", "erank_sentences", "baseline_sentences"):
+        if getattr(cfg, key) > n_test:
+            fail(f"extract.{key} = {getattr(cfg, key)} exceeds the {n_test} test sentences")
+    if all(n < 2 for n in lengths["test"][: cfg.cos_sentences]):
+        fail(f"the first {cfg.cos_sentences} test sentences have no token pair (all one token long)")
+    available = sum(lengths["test"][: cfg.erank_sentences])
+    if available < cfg.erank_tokens:
+        fail(f"extract.erank_tokens = {cfg.erank_tokens} but the first {cfg.erank_sentences} test sentences "
+             f"hold only {available} tokens")
+    return ids
+
+
+def load_encoder(source: str, device: torch.device):
+    """The base encoder of any checkpoint; fails if an encoder weight would be newly initialised."""
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # its loading report is checked here instead
+    try:
+        model, info = transformers.AutoModel.from_pretrained(source, output_loading_info=True)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    fresh = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))  # pooler unused
+    if fresh:
+        fail(f"{source}: encoder weights missing from the checkpoint: {', '.join(fresh[:3])}")
+    return model.eval().to(device)
+
+
+def batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Row indices, longest reviews first, so each batch pads little (and memory peaks at once)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row), 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def run_variant(model, ids: dict[str, list[list[int]]], cfg: params.Extract, desc: str):
+    """First-token vectors {split: (reviews, layers + 1, hidden) float16} and the filled Accumulator."""
+    device, config = next(model.parameters()).device, model.config
+    states_n = config.num_hidden_layers + 1  # the embeddings are hidden state 0
+    pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+    stats = Accumulator(cfg, list(map(len, ids["test"])), states_n)
+    plan = {split: batches(list(map(len, rows)), cfg.batch_size) for split, rows in ids.items()}
+    cls = {split: np.zeros((len(rows), states_n, config.hidden_size), np.float16)
+           for split, rows in ids.items()}  # (reviews, layers + 1, hidden)
+    with tqdm(total=sum(map(len, plan.values())), desc=desc, unit="batch") as bar:
+        for split, todo in plan.items():
+            for rows in todo:
+                batch, mask = (t.to(device) for t in pad([ids[split][r] for r in rows], pad_id))
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    out = model(input_ids=batch, attention_mask=mask, output_hidden_states=True)
+                states = out.hidden_states  # layers + 1 of (batch, tokens, hidden)
+                cls[split][rows] = torch.stack([h[:, 0] for h in states], 1).float().cpu().numpy()
+                if split == "test":
+                    stats.update(rows, states, mask)
+                bar.update()
+    return cls, stats
+
+
+def extract(name: str, sources: dict[str, str], tokens: DatasetDict, cfg: params.Extract, out: Path,
+            device: torch.device | None = None, logger=None) -> None:
+    """Everything the stage writes, into ``out`` atomically (see the module docstring)."""
+    logger = logger or logging.getLogger(f"embstudy.{STAGE}")
+    ids = check_inputs(tokens, cfg)
+    n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = {v: os.path.relpath(s, paths.ROOT) if Path(s).is_relative_to(paths.ROOT) else s
+             for v, s in sources.items()}  # run.json stays the same in another clone
+    tables, timing, meta = [], {}, {"model": name, "variants": list(sources), "checkpoints": where}
+    with io.atomic_dir(out) as tmp:
+        for variant, source in sources.items():
+            start = time.perf_counter()
+            model = load_encoder(source, device)
+            cls, stats = run_variant(model, ids, cfg, f"{STAGE} {name} {variant}")
+            labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in cls for c in ("label", "domain", "idx")}
+            np.savez(tmp / f"cls-{variant}.npz", **cls, **labels)
+            tables.append(stats.tables(variant, tokens["test"]["idx"]))
+            wall = time.perf_counter() - start
+            timing[variant] = dict(wall_s=round(wall, 2), device=str(device), tokens=n_tokens,
+                                   reviews=n_reviews, tokens_per_s=round(n_tokens / wall))
+            meta.update(hidden_states=stats.layers, hidden=int(cls["test"].shape[-1]))
+            logger.info("%s: %d hidden states, %.1f s", variant, stats.layers, timing[variant]["wall_s"])
+        for i, file in enumerate(("layers.csv", "hist.csv", "sentences.csv")):
+            pd.concat([t[i] for t in tables]).to_csv(tmp / file, index=False)
+        io.write_json(tmp / "run.json", meta | {"extract": cfg.model_dump()})
+        io.write_json(tmp / "timing.json", timing)
+
+
+def main(name: str) -> None:
+    p = params.load()
+    model = encoders.model_params(p, name)
+    logger = log.setup(STAGE, p.profile, name)
+    torch.set_num_threads(os.cpu_count())
+    sources = variant_sources(name, model, p.finetune.epochs)
+    tokens = load_from_disk(str(paths.tokens(name)))
+    extract(name, sources, tokens, p.extract, paths.extracted(name), logger=logger)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

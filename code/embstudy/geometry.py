@@ -1,0 +1,95 @@
+"""The geometry measures of the study, vectorised over sentences (and layers).
+
+Every function takes ``hidden`` of shape (..., batch, tokens, dim) — the leading
+``...`` is usually the layer axis — and ``mask`` (batch, tokens) of 0/1 marking
+real tokens (padding excluded, special tokens included; padding may sit anywhere).
+Torch tensors or numpy arrays are accepted; everything is computed in float32
+(bf16/fp16 are upcast), the cross-sentence sums in float64.
+
+* :func:`intra_sentence_cosines` — cosine of every token pair i<j of each sentence;
+* :func:`covariance_trace` — trace of each sentence's token covariance (ddof 1);
+* :func:`effective_rank` — Roy & Vetterli's effective rank of a (tokens, dim) matrix (NaN for
+  an all-zero one), batched over leading axes;
+* :func:`anisotropy_baseline` — mean cosine between tokens of *different* sentences
+  (Ethayarajh 2019), exact in O(tokens x dim); :func:`baseline_parts` /
+  :func:`baseline_from_parts` (summed with :func:`add_parts`) compute it batch by batch.
+
+A zero vector has cosine 0 with everything (``F.normalize``'s epsilon), where a
+naive ``dot / (norm * norm)`` would give NaN.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _tensor(x, dtype=torch.float32) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(dtype)
+
+
+def _compact(hidden, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each sentence's real tokens to the front: (..., batch, tokens, dim) and lengths (batch,)."""
+    hidden, mask = _tensor(hidden), _tensor(mask, torch.bool)
+    order = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)  # real tokens first, in order
+    return torch.gather(hidden, -2, order[..., None].expand(hidden.shape)), mask.sum(-1)
+
+
+def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
+    """One tensor (..., pairs) per sentence: cosines of its token pairs i<j, row-major (np.triu_indices)."""
+    unit, lengths = _compact(hidden, mask)
+    unit = F.normalize(unit, dim=-1)
+    gram = unit @ unit.transpose(-1, -2)  # (..., batch, tokens, tokens)
+    rows, cols = torch.triu_indices(gram.shape[-1], gram.shape[-1], 1, device=gram.device)
+    pairs = gram[..., rows, cols]  # (..., batch, all pairs of the longest sentence), row-major
+    # pairs (i, j) with j < n are exactly sentence n's pairs, in the same row-major order
+    return [pairs[..., s, :][..., cols < n] for s, n in enumerate(lengths.tolist())]
+
+
+def covariance_trace(hidden, mask) -> torch.Tensor:
+    """(..., batch) trace of ``np.cov`` of each sentence's token vectors (ddof 1); NaN for one token."""
+    weight = _tensor(mask)[..., None]  # (batch, tokens, 1)
+    hidden = torch.where(weight > 0, _tensor(hidden), 0.0)  # padding may hold anything
+    n = weight.sum(-2)  # (batch, 1)
+    mean = (hidden * weight).sum(-2) / n  # (..., batch, dim)
+    squares = ((hidden - mean[..., None, :]) ** 2 * weight).sum((-2, -1))
+    return squares / (n[..., 0] - 1)  # 0/0 = NaN for a single token, as np.cov
+
+
+def effective_rank(matrix) -> torch.Tensor | float:
+    """exp(entropy of s / sum(s)) over the singular values of (..., tokens, dim); a float for one matrix."""
+    matrix = _tensor(matrix)
+    s = torch.linalg.svdvals(matrix)  # (..., min(tokens, dim)), batched SVDs
+    p = s / s.sum(-1, keepdim=True)
+    erank = torch.exp(-torch.special.xlogy(p, p).sum(-1))  # xlogy: 0 log 0 = 0
+    return float(erank) if matrix.dim() == 2 else erank
+
+
+def baseline_parts(hidden, mask) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Additive sums for the baseline: sum of unit vectors (..., dim), sum of per-sentence |S_s|^2 (...),
+    token count N and sum of squared sentence lengths. Add the parts of several batches, then
+    call :func:`baseline_from_parts`."""
+    weight = _tensor(mask, torch.float64)
+    unit = torch.where(weight[..., None] > 0, F.normalize(_tensor(hidden), dim=-1).double(), 0.0)
+    per_sentence = unit.sum(-2)  # (..., batch, dim)
+    lengths = weight.sum(-1)
+    within = (per_sentence**2).sum((-2, -1))
+    return per_sentence.sum(-2), within, float(lengths.sum()), float((lengths**2).sum())
+
+
+def baseline_from_parts(parts) -> torch.Tensor:
+    """Mean cosine of token pairs from different sentences: (|S|^2 - sum |S_s|^2) / (N^2 - sum n_s^2)."""
+    total, within, n, n2 = parts
+    if n * n - n2 <= 0:
+        raise ValueError("anisotropy baseline needs tokens from at least two sentences")
+    return ((total**2).sum(-1) - within) / (n * n - n2)
+
+
+def add_parts(a, b):
+    """Sum of two :func:`baseline_parts` results (``a`` may be None)."""
+    return b if a is None else tuple(x + y for x, y in zip(a, b))
+
+
+def anisotropy_baseline(hidden, mask) -> torch.Tensor:
+    """(...) mean cosine between tokens of different sentences of the batch, e.g. one value per layer."""
+    return baseline_from_parts(baseline_parts(hidden, mask))

@@ -1,0 +1,231 @@
+"""Stage ``probe``: the seed's [CLS] study — probes per variant and layer, controls, class cones.
+
+Reads ``artifacts/extract/<model>/`` (``run.json`` and ``cls-<variant>.npz``: float16
+first-token vectors (reviews, layers + 1, hidden) with labels). For every variant, all
+layers in ``probe.layers`` are probed at once: each probe is trained on the train
+vectors and scored on the test vectors after every epoch (the last epoch's accuracy is
+the result, as the seed). Probes: ``probe.head`` (``linear``: dropout, one linear unit,
+sigmoid, as the seed; ``roberta``: dropout, dense tanh, dropout, linear), the same head
+on shuffled train labels uncorrelated with the true ones (control, after Hewitt & Liang
+2019; scored on the true test labels), a standardised logistic regression (scikit-learn)
+and the majority class of the train labels. Run: ``python -m embstudy.probe camembert``.
+
+Writes ``artifacts/probe/<model>/``: ``accuracy.csv`` (model, variant, layer, probe, accuracy;
+probe in {head, logreg, shuffled, majority}); ``curves.csv`` (variant, layer, epoch, probe,
+accuracy; head and shuffled); ``cones.parquet`` (variant, layer, idx, label, domain, cos_first,
+cos_pos, cos_neg: every test [CLS] against the first test review's and the train class
+centroids); ``separation.csv`` (variant, layer, within, between, separation: mean cosine of
+test [CLS] pairs within a class, across classes, and their difference). Also
+``metrics/probe/<model>.json`` ({head|logreg: {variant: {layer_k: accuracy}}, majority}) and
+``metrics/probe/<model>-curves.csv`` (epoch, accuracy, variant, layer; the head's curves).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from tqdm import tqdm
+
+from embstudy import encoders, io, log, params, paths
+
+STAGE = "probe"
+
+
+def fail(message: str):
+    raise SystemExit(f"{STAGE}: {message}")
+
+
+def load_cls(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    """{variant: arrays of cls-<variant>.npz}, in extract's variant order."""
+    if not (folder / "run.json").is_file():
+        fail(f"{folder / 'run.json'} is missing: run the extract stage first")
+    variants = json.loads((folder / "run.json").read_text())["variants"]
+    out = {}
+    for v in variants:
+        with np.load(folder / f"cls-{v}.npz") as npz:
+            out[v] = dict(npz)
+        if not set(np.unique(out[v]["train_label"])) == {0, 1}:
+            fail(f"{folder}/cls-{v}.npz: train labels must hold both classes 0 and 1")
+    return out
+
+
+def check_layers(wanted, states: int) -> list[int]:
+    """Hidden-state indices to probe: ``all`` or a list within 0..states - 1."""
+    if wanted == "all":
+        return list(range(states))
+    if not wanted:
+        fail("probe.layers is an empty list: name hidden states or write all")
+    bad = [k for k in wanted if not 0 <= k < states]
+    if bad:
+        fail(f"probe.layers: layer {bad[0]} out of range 0..{states - 1} (embeddings + {states - 1} layers)")
+    return sorted(set(wanted))
+
+
+def glorot(fan_in: int, fan_out: int, *shape: int) -> nn.Parameter:
+    """Keras' default initialiser (the seed's Dense layers); biases start at zero."""
+    bound = (6 / (fan_in + fan_out)) ** 0.5
+    return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
+
+
+class Heads(nn.Module):
+    """copies x layers probes as one model: x (layers, batch, hidden) -> logits (copies, layers, batch).
+
+    The loss sums the probes' own losses and Adam is elementwise: each probe trains as if alone."""
+
+    def __init__(self, copies: int, layers: int, hidden: int, head: str, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.dense = glorot(hidden, hidden, copies, layers, hidden, hidden) if head == "roberta" else None
+        self.dense_bias = nn.Parameter(torch.zeros(copies, layers, 1, hidden)) if head == "roberta" else None
+        self.weight = glorot(hidden, 1, copies, layers, hidden)
+        self.bias = nn.Parameter(torch.zeros(copies, layers, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(x.expand(self.weight.shape[0], *x.shape))  # (copies, layers, batch, hidden)
+        if self.dense is not None:
+            x = self.drop(torch.tanh(torch.einsum("clbh,clkh->clbk", x, self.dense) + self.dense_bias))
+        return torch.einsum("clbh,clh->clb", x, self.weight) + self.bias
+
+
+def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str = "") -> np.ndarray:
+    """Test accuracy after each epoch (epochs, copies, layers); x (layers, n, hidden), y_train (copies, n)."""
+    torch.manual_seed(cfg.seed)
+    model = Heads(len(y_train), len(x_train), x_train.shape[-1], cfg.head, cfg.dropout).to(x_train.device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    order = torch.Generator().manual_seed(cfg.seed)
+    curves = []
+    for _ in tqdm(range(cfg.epochs), desc=desc, unit="epoch", leave=False):
+        model.train()
+        shuffle = torch.randperm(x_train.shape[1], generator=order).to(x_train.device)
+        for rows in shuffle.split(cfg.batch_size):
+            logits = model(x_train[:, rows])
+            target = y_train[:, None, rows].expand_as(logits)
+            loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(-1).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        model.eval()
+        with torch.inference_mode():  # chunks: the roberta head's (copies, layers, n, hidden) is large
+            chunks = torch.arange(len(y_test), device=x_test.device).split(1024)
+            hits = [(model(x_test[:, r]) > 0) == y_test[r].bool() for r in chunks]
+        curves.append(torch.cat(hits, -1).float().mean(-1).cpu().numpy())
+    return np.stack(curves)
+
+
+def logreg(x_train: np.ndarray, x_test: np.ndarray, y_train, y_test) -> list[float]:
+    """Standardised logistic regression per layer (lbfgs: deterministic); x (layers, n, hidden)."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return [float(model.fit(a, y_train).score(b, y_test)) for a, b in zip(x_train, x_test)]
+
+
+def cones(train, test, train_y, test_y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cosines (layers, n) of each test vector to the first one and to the train centroids of classes 1
+    and 0, and (2, layers) mean cosines of test pairs within a class and across classes."""
+    train_y, test_y = (torch.as_tensor(y, device=test.device) for y in (train_y, test_y))
+    unit = F.normalize(test, dim=-1)  # (layers, n, hidden)
+    targets = [unit[:, 0]] + [F.normalize(train[:, train_y == c].mean(1), dim=-1) for c in (1, 0)]
+    cos = [unit @ t[..., None] for t in targets]  # (layers, n, 1) each
+    sums = torch.stack([unit[:, test_y == c].double().sum(1) for c in (0, 1)])  # (2, layers, hidden)
+    n = torch.stack([(test_y == c).sum() for c in (0, 1)]).double()
+    within = ((sums**2).sum(-1).sum(0) - n.sum()) / (n * (n - 1)).sum()
+    between = (sums[0] * sums[1]).sum(-1) / (n[0] * n[1])
+    return (*(c[..., 0].cpu().numpy() for c in cos), torch.stack([within, between]).cpu().numpy())
+
+
+def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
+    """Random labels uncorrelated with ``y`` on the train set: each true class gets the overall share of
+    ones at random rows (a plain permutation agrees with ``y`` a little by chance, and a strongly
+    separable layer turns that little into far-from-chance test accuracy)."""
+    rng, out = np.random.default_rng(seed), np.zeros_like(y)
+    for c in (0, 1):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        out[rows[: round(len(rows) * y.mean())]] = 1
+    return out
+
+
+def accuracies(variant: str, x: dict, data: dict, layers: list[int], cfg: params.Probe):
+    """Tidy accuracy and per-epoch curve rows of one variant; x: {split: (layers, reviews, hidden)}."""
+    as_y = lambda y: torch.as_tensor(y, dtype=torch.float32, device=x["train"].device)  # noqa: E731
+    y_fake = as_y(shuffled_labels(data["train_label"], cfg.seed))
+    y_train, y_test = as_y(data["train_label"]), as_y(data["test_label"])
+    labels = torch.stack([y_train, y_fake])  # copy 0: the probe, copy 1: its shuffled control
+    curves = train_probes(x["train"], labels, x["test"], y_test, cfg, f"{STAGE} {variant}")
+    majority = float((y_test == float(y_train.mean() >= 0.5)).float().mean())
+    acc = {cfg.head: curves[-1, 0], "shuffled": curves[-1, 1], "majority": [majority] * len(layers),
+           "logreg": logreg(x["train"].cpu().numpy(), x["test"].cpu().numpy(), data["train_label"],
+                            data["test_label"])}
+    table = pd.DataFrame([dict(variant=variant, layer=k, probe=p, accuracy=float(a[i]))
+                          for p, a in acc.items() for i, k in enumerate(layers)])
+    epoch, kind, layer = (a.ravel() for a in np.indices(curves.shape))  # curves' own axes
+    curve = pd.DataFrame(dict(variant=variant, layer=np.asarray(layers)[layer], epoch=epoch + 1,
+                              probe=np.array([cfg.head, "shuffled"])[kind], accuracy=curves.ravel()))
+    return table, curve
+
+
+def cone_tables(variant: str, x: dict, data: dict, layers: list[int]):
+    """cones.parquet and separation.csv rows of one variant (rows layer-major, test order)."""
+    first, pos, neg, (within, between) = cones(x["train"], x["test"], data["train_label"], data["test_label"])
+    tile = lambda a: np.tile(a, len(layers))  # noqa: E731
+    cone = pd.DataFrame(dict(variant=variant, layer=np.repeat(layers, len(data["test_label"])),
+                             idx=tile(data["test_idx"]), label=tile(data["test_label"]),
+                             domain=tile(data["test_domain"]), cos_first=first.ravel(), cos_pos=pos.ravel(),
+                             cos_neg=neg.ravel()))
+    separation = pd.DataFrame(dict(variant=variant, layer=layers, within=within, between=between,
+                                   separation=within - between))
+    return cone, separation
+
+
+def probe_variant(variant: str, data: dict, layers: list[int], cfg: params.Probe, device: str = "cpu"):
+    """accuracy, curves, cones and separation rows of one variant (``data``: a cls-<variant>.npz)."""
+    x = {s: torch.from_numpy(data[s][:, layers].astype(np.float32)).transpose(0, 1).contiguous().to(device)
+         for s in ("train", "test")}  # (layers, reviews, hidden)
+    return *accuracies(variant, x, data, layers, cfg), *cone_tables(variant, x, data, layers)
+
+
+def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: Path, metrics_curves: Path,
+          logger=None) -> None:
+    """Every output of the stage for ``name`` from extract's ``folder`` (see the module docstring)."""
+    logger = logger or logging.getLogger(f"embstudy.{STAGE}")
+    data = load_cls(folder)
+    layers = check_layers(cfg.layers, next(iter(data.values()))["test"].shape[1])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    parts = [probe_variant(v, d, layers, cfg, device) for v, d in data.items()]
+    accuracy, curves, cones_, separation = (pd.concat(p, ignore_index=True) for p in zip(*parts))
+    accuracy.insert(0, "model", name)
+    grid = {p: {v: {f"layer_{r.layer}": round(r.accuracy, 6) for r in g.itertuples()}
+                for v, g in accuracy[accuracy.probe == p].groupby("variant", sort=False)}
+            for p in (cfg.head, "logreg")}
+    grid["majority"] = round(float(accuracy[accuracy.probe == "majority"].accuracy.iloc[0]), 6)
+    for v, by_layer in grid[cfg.head].items():
+        logger.info("%s %s by layer: %s", v, cfg.head, " ".join(f"{a:.3f}" for a in by_layer.values()))
+    with io.atomic_dir(out) as tmp:
+        accuracy.to_csv(tmp / "accuracy.csv", index=False)
+        curves.to_csv(tmp / "curves.csv", index=False)
+        cones_.to_parquet(tmp / "cones.parquet", index=False)
+        separation.to_csv(tmp / "separation.csv", index=False)
+        io.write_json(metrics_json, grid)
+        main_curves = curves[curves.probe == cfg.head][["epoch", "accuracy", "variant", "layer"]]
+        io.atomic_write(metrics_curves, main_curves.to_csv(index=False).encode())
+
+
+def main(name: str) -> None:
+    p = params.load()
+    encoders.model_params(p, name)  # an unknown name fails here, in one line
+    logger = log.setup(STAGE, p.profile, name)
+    torch.set_num_threads(1)  # tiny steps: a 2nd thread only syncs (3 ms vs 69 ms a step on busy cores)
+    probe(name, paths.extracted(name), p.probe, paths.probed(name), paths.metrics(STAGE, name),
+          paths.metrics(STAGE, name, "-curves.csv"), logger)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

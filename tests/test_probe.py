@@ -1,0 +1,118 @@
+"""The probe stage on synthetic [CLS] vectors: separable layers are learnt, controls stay at chance."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from embstudy import io, params, probe
+
+CFG = params.Probe(layers="all", head="linear", epochs=15, lr=1e-2, batch_size=32, dropout=0.1, seed=0)
+HIDDEN = 8
+
+
+def reviews(n, rng):
+    """(n, 3 hidden states, HIDDEN) float16: state 0 is noise, 1 weakly and 2 strongly separable."""
+    label = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 3, HIDDEN))
+    x[:, 1, 0] += 1.5 * (2 * label - 1)
+    x[:, 2, :3] += 3.0 * (2 * label - 1)[:, None]
+    return x.astype(np.float16), label
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As probe.main: tiny steps run far faster on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def extracted(tmp_path):
+    """An extract folder with two variants in its format (run.json + cls-<variant>.npz)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    for variant in ("pretrained", "epoch-1"):
+        arrays = {}
+        for split, n in (("train", 300), ("test", 200)):
+            arrays[split], arrays[f"{split}_label"] = reviews(n, rng)
+            arrays[f"{split}_domain"] = rng.choice(["books", "dvd", "music"], n)
+            arrays[f"{split}_idx"] = np.arange(n)
+        np.savez(folder / f"cls-{variant}.npz", **arrays)
+    io.write_json(folder / "run.json", {"variants": ["pretrained", "epoch-1"]})
+    return folder
+
+
+def run(tmp_path, folder, cfg=CFG, name="out"):
+    out = tmp_path / name
+    probe.probe("tiny", folder, cfg, out / "probe", out / "m.json", out / "m-curves.csv")
+    return out
+
+
+def test_probes_learn_separable_layers_and_controls_stay_at_chance(tmp_path, extracted):
+    out = run(tmp_path, extracted)
+    acc = pd.read_csv(out / "probe" / "accuracy.csv").pivot_table(index=["variant", "probe"], columns="layer",
+                                                                   values="accuracy")
+    for variant in ("pretrained", "epoch-1"):
+        for kind in ("linear", "logreg"):
+            assert acc.loc[(variant, kind), 2] > 0.95 and acc.loc[(variant, kind), 1] > 0.7
+            assert abs(acc.loc[(variant, kind), 0] - 0.5) < 0.12  # noise layer
+        assert (abs(acc.loc[(variant, "shuffled")] - 0.5) < 0.15).all()  # chance, up to sampling
+        assert (abs(acc.loc[(variant, "majority")] - 0.5) < 0.1).all()
+    grid = json.loads((out / "m.json").read_text())
+    assert set(grid) == {"linear", "logreg", "majority"}
+    assert grid["linear"]["epoch-1"]["layer_2"] == pytest.approx(acc.loc[("epoch-1", "linear"), 2], abs=1e-6)
+    curves = pd.read_csv(out / "probe" / "curves.csv")
+    assert len(curves) == 2 * 3 * 2 * CFG.epochs  # variants x layers x (head, shuffled) x epochs
+    last = curves[(curves.epoch == CFG.epochs) & (curves.probe == "linear") & (curves.variant == "epoch-1")]
+    np.testing.assert_allclose(last.sort_values("layer").accuracy, acc.loc[("epoch-1", "linear")])
+    assert list(pd.read_csv(out / "m-curves.csv").columns) == ["epoch", "accuracy", "variant", "layer"]
+
+
+def test_cones_and_separation(tmp_path, extracted):
+    out = run(tmp_path, extracted, CFG.model_copy(update=dict(epochs=1, layers=[0, 2])))
+    cones = pd.read_parquet(out / "probe" / "cones.parquet")
+    assert len(cones) == 2 * 2 * 200 and set(cones.layer) == {0, 2}
+    first = cones[cones.idx == 0]
+    np.testing.assert_allclose(first.cos_first, 1.0, atol=1e-6)
+    strong = cones[(cones.layer == 2) & (cones.variant == "pretrained")]
+    assert (strong.cos_pos > strong.cos_neg).eq(strong.label == 1).mean() > 0.95
+    sep = pd.read_csv(out / "probe" / "separation.csv").set_index(["variant", "layer"])
+    with np.load(extracted / "cls-pretrained.npz") as npz:
+        x, y = npz["test"][:, 2].astype(np.float64), npz["test_label"]
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    cos, same = unit @ unit.T, y[:, None] == y[None]
+    off_diagonal = ~np.eye(len(y), dtype=bool)
+    assert sep.loc[("pretrained", 2), "within"] == pytest.approx(cos[same & off_diagonal].mean(), abs=1e-5)
+    assert sep.loc[("pretrained", 2), "between"] == pytest.approx(cos[~same].mean(), abs=1e-5)
+    assert sep.loc[("pretrained", 2), "separation"] > 0.5 > abs(sep.loc[("pretrained", 0), "separation"])
+
+
+def test_roberta_head_and_determinism(tmp_path, extracted):
+    cfg = CFG.model_copy(update=dict(head="roberta", layers=[2], epochs=5))
+    first, again = run(tmp_path, extracted, cfg, "a"), run(tmp_path, extracted, cfg, "b")
+    acc = pd.read_csv(first / "probe" / "accuracy.csv")
+    assert (acc[acc.probe == "roberta"].accuracy > 0.95).all()
+    for file in ("probe/accuracy.csv", "probe/curves.csv", "m.json"):
+        assert (first / file).read_bytes() == (again / file).read_bytes()
+
+
+def test_bad_layers_and_missing_extract_rejected(tmp_path, extracted):
+    with pytest.raises(SystemExit, match="layer 3 out of range 0..2"):
+        run(tmp_path, extracted, CFG.model_copy(update=dict(layers=[1, 3])))
+    with pytest.raises(SystemExit, match="run the extract stage first"):
+        run(tmp_path, tmp_path / "nowhere")
+    assert not (tmp_path / "out").exists()
+
+
+def test_shuffled_labels_are_uncorrelated_with_the_true_ones():
+    y = np.random.default_rng(1).integers(0, 2, 501)
+    fake = probe.shuffled_labels(y, seed=3)
+    share = y.mean()
+    for c in (0, 1):
+        assert fake[y == c].mean() == pytest.approx(share, abs=1 / (y == c).sum())
+    assert not np.array_equal(fake, probe.shuffled_labels(y, seed=4))
