@@ -1,0 +1,292 @@
+"""The book's charts (Altair) and the renderer that shows them offline: interactive in HTML, static in PDF.
+
+Each chart function takes one tidy frame from :mod:`embstudy.results` and returns an Altair chart;
+a frame holding several models is faceted by model. Importing this module registers and enables
+the ``embstudy`` Altair renderer: for HTML it emits a ``<div>`` and a vega-embed call that loads ONE
+local copy of vega, vega-lite and vega-embed (``report/assets/vega.js``, written from
+``vl_convert.javascript_bundle()`` on first use; no CDN), so tooltips and legend selection work
+offline; when Quarto executes for a non-HTML format (the base format in ``QUARTO_EXECUTE_INFO``,
+e.g. Typst for the PDF) it emits a PNG drawn by vl-convert instead.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+from embstudy import io, paths, results
+
+BUNDLE = paths.ROOT / "report" / "assets" / "vega.js"
+HTML_FORMATS = {"html", "revealjs", "dashboard"}
+VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])  # vl-convert wants "6.4"
+WIDTH = 560
+VARIANT = "variant:N"
+PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
+CLASSES = alt.Scale(domain=["negative", "positive"], range=["#d62728", "#1f77b4"])
+EMBED = """<div id="{id}" class="embstudy-chart"></div>
+<script>(function () {{
+  var spec = {spec};
+  function go() {{ vegaEmbed("#{id}", spec, {{actions: false}}).catch(console.error); }}
+  if (window.vegaEmbed) {{ go(); return; }}
+  var s = document.querySelector("script[data-embstudy-vega]");  // one bundle per page, loaded once
+  if (!s) {{
+    s = document.createElement("script"); s.src = "{src}"; s.dataset.embstudyVega = "1";
+    document.head.appendChild(s);
+  }}
+  s.addEventListener("load", go);
+}})();</script>"""
+
+
+def ensure_bundle(target: Path | None = None) -> Path:
+    """Write the vega + vega-lite + vega-embed bundle (about 0.9 MB) once per version of vl-convert."""
+    target = target or BUNDLE
+    stamp = (f"// vega {vlc.get_vega_version()}, vega-lite {alt.SCHEMA_VERSION}, "
+             f"vega-embed {vlc.get_vega_embed_version()}\n")
+    if not target.exists() or not target.read_text(encoding="utf-8").startswith(stamp):
+        io.atomic_write(target, (stamp + vlc.javascript_bundle(vl_version=VL_VERSION)).encode())
+        target.chmod(0o644)  # a web server must read it (the temp file was private)
+    return target
+
+
+def static_output() -> bool:
+    """True when Quarto executes this kernel for a non-HTML format (PDF through Typst or LaTeX, docx)."""
+    info = os.environ.get("QUARTO_EXECUTE_INFO")
+    if not info or not Path(info).exists():
+        return False
+    fmt = json.loads(Path(info).read_text())["format"]["identifier"]
+    return fmt.get("base-format", fmt.get("target-format", "html")) not in HTML_FORMATS
+
+
+def render(spec: dict, **_) -> dict:
+    """Altair renderer: vega-embed HTML with the local bundle, or a PNG for static formats."""
+    if static_output():
+        png = vlc.vegalite_to_png(spec, scale=2, vl_version=VL_VERSION)
+        return {"image/png": base64.b64encode(png).decode()}
+    text = json.dumps(spec, sort_keys=True)
+    here = os.environ.get("QUARTO_DOCUMENT_PATH") or os.getcwd()  # the page's folder, mirrored in the output
+    chart_id = "vis-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    return {"text/html": EMBED.format(id=chart_id, spec=text, src=os.path.relpath(ensure_bundle(), here))}
+
+
+alt.renderers.register("embstudy", render)
+alt.renderers.enable("embstudy")
+alt.data_transformers.disable_max_rows()
+
+
+def variants(df: pd.DataFrame) -> list[str]:
+    return results.variant_order(df["variant"])
+
+
+def variant_color(df: pd.DataFrame) -> alt.Color:
+    """The same colour for a variant in every chart: pretrained the palette's first, epoch-k its k-th."""
+    order = variants(df)
+    shade = [PALETTE[0 if v == "pretrained" else int(v.rsplit("-", 1)[-1]) % len(PALETTE)] for v in order]
+    return alt.Color(VARIANT, sort=order, scale=alt.Scale(domain=order, range=shade), title="variant")
+
+
+def _pick(field: str = "variant"):
+    """Click a legend entry to highlight it (HTML only)."""
+    return alt.selection_point(fields=[field], bind="legend")
+
+
+def _fade(pick, low: float = 0.15):
+    return alt.condition(pick, alt.value(1.0), alt.value(low))
+
+
+def _layer_axes(df: pd.DataFrame) -> dict:
+    """Layers on x, the variants of a layer side by side, coloured."""
+    return {"x": alt.X("layer:O", title="layer (0 = embeddings)", axis=alt.Axis(labelAngle=0)),
+            "xOffset": alt.XOffset(VARIANT, sort=variants(df)), "color": variant_color(df)}
+
+
+def _box_width(df: pd.DataFrame) -> float:
+    return 0.8 * WIDTH / (df["layer"].nunique() * df["variant"].nunique())  # one box's share of the axis
+
+
+def _by_model(chart, df: pd.DataFrame, **resolve):
+    """One row per model when the frame holds several (data moved to the facet, as layered facets need)."""
+    if df["model"].nunique() == 1:
+        return chart
+    return chart.facet(row=alt.Row("model:N", title=None), data=df).resolve_scale(**resolve)
+
+
+def cosine_boxes(df: pd.DataFrame) -> alt.Chart:
+    """Boxes from stored quantiles per (variant, layer), y fixed to [-1, 1]; black diamond: the baseline."""
+    pick, axes, width = _pick(), _layer_axes(df), _box_width(df)
+    base = (alt.Chart(df) if df["model"].nunique() == 1 else alt.Chart()).encode(
+        x=axes["x"], xOffset=axes["xOffset"], opacity=_fade(pick))
+    y = alt.Y("cos_whislo:Q", scale=alt.Scale(domain=[-1, 1]), title="cosine of token pairs in a sentence")
+    stats = ("cos_whislo", "cos_q25", "cos_q50", "cos_q75", "cos_whishi", "baseline")
+    tips = ["model:N", "variant:N", "layer:O", "cos_count:Q"]
+    tips += [alt.Tooltip(f"{c}:Q", format=".3f") for c in stats]
+    boxes = alt.layer(
+        base.mark_rule(color="#444").encode(y=y, y2="cos_whishi:Q"),
+        base.mark_bar(stroke="#444", strokeWidth=0.5, width=width).encode(
+            y="cos_q25:Q", y2="cos_q75:Q", color=axes["color"], tooltip=tips).add_params(pick),
+        base.mark_tick(thickness=2, size=width).encode(y="cos_q50:Q", color=alt.value("white")),
+        base.mark_point(shape="diamond", filled=True, size=60).encode(
+            y="baseline:Q", color=alt.value("black"), tooltip=tips),
+    ).properties(width=WIDTH, height=220)
+    return _by_model(boxes, df)
+
+
+def trace_boxes(df: pd.DataFrame) -> alt.Chart:
+    """Tukey box plots (1.5 IQR) of the per-sentence covariance trace per (variant, layer)."""
+    chart = alt.Chart(df.dropna(subset=["cov_trace"])).mark_boxplot(extent=1.5, size=_box_width(df)).encode(
+        y=alt.Y("cov_trace:Q", title="trace of the token covariance", scale=alt.Scale(zero=False)),
+        **_layer_axes(df),
+    ).properties(width=WIDTH, height=200)  # no legend selection: composite marks repeat its signal in facets
+    return _by_model(chart, df, y="independent")
+
+
+def erank_bars(df: pd.DataFrame) -> alt.Chart:
+    """Effective rank per (variant, layer) as bars."""
+    pick = _pick()
+    chart = alt.Chart(df).mark_bar().encode(
+        y=alt.Y("erank:Q", title="effective rank"), opacity=_fade(pick), **_layer_axes(df),
+        tooltip=["model", "variant", "layer", alt.Tooltip("erank:Q", format=".1f")],
+    ).add_params(pick).properties(width=WIDTH, height=180)
+    return _by_model(chart, df)
+
+
+def layer_change(df: pd.DataFrame) -> alt.Chart:
+    """Fine-tuned minus pre-trained per layer: a panel per (measure, model), a line per epoch."""
+    pick = _pick()
+    line = alt.Chart().mark_line(point=True).encode(
+        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("change:Q", title="fine-tuned − pre-trained"),
+        color=variant_color(df), opacity=_fade(pick),
+        tooltip=["model:N", "variant:N", "layer:O", "measure:N", alt.Tooltip("change:Q", format=".3f")],
+    ).add_params(pick)
+    zero = alt.Chart().mark_rule(color="gray", strokeDash=[3, 3]).encode(y=alt.datum(0))
+    return alt.layer(line, zero, data=df).properties(width=250, height=150).facet(
+        row=alt.Row("measure:N", title=None), column=alt.Column("model:N", title=None),
+    ).resolve_scale(y="independent")
+
+
+def _rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Rows named "model · variant", and their order: by model, then pretrained, epoch-1..."""
+    order = [f"{m} · {v}" for m in sorted(df["model"].unique()) for v in variants(df)]
+    return df.assign(row=df["model"] + " · " + df["variant"]), order
+
+
+def accuracy_grid(df: pd.DataFrame) -> alt.Chart:
+    """Heat map of test accuracy, rows model x variant, columns layers, each cell labelled in percent."""
+    df, order = _rows(df)
+    base = alt.Chart(df).encode(x=alt.X("layer:O", title="layer", axis=alt.Axis(labelAngle=0)),
+                                y=alt.Y("row:N", sort=order, title=None))
+    cells = base.mark_rect().encode(
+        color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(format=".0%")),
+        tooltip=["model", "variant", "layer", alt.Tooltip("accuracy:Q", format=".2%")])
+    dark = alt.datum.accuracy > df["accuracy"].quantile(0.6)  # white text on the darker cells
+    text = base.mark_text(fontSize=12).encode(
+        text=alt.Text("accuracy:Q", format=".1%"),
+        color=alt.condition(dark, alt.value("white"), alt.value("black")))
+    return (cells + text).properties(width=WIDTH, height=28 * len(order))
+
+
+def accuracy_lines(df: pd.DataFrame) -> alt.Chart:
+    """Accuracy by layer per variant and probe (main, logreg, shuffled labels); gray rule: majority class."""
+    pick = _pick()
+    base = alt.Chart().encode(x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)))
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"), title="test accuracy"),
+        color=variant_color(df), strokeDash=alt.StrokeDash("probe:N", title="probe"), opacity=_fade(pick),
+        tooltip=["model:N", "variant:N", "layer:O", "probe:N", alt.Tooltip("accuracy:Q", format=".2%")],
+    ).transform_filter(alt.datum.probe != "majority").add_params(pick)
+    majority = base.mark_rule(color="gray", strokeDash=[2, 2]).encode(
+        y="mean(accuracy):Q", tooltip=[alt.Tooltip("mean(accuracy):Q", format=".2%", title="majority class")],
+    ).transform_filter(alt.datum.probe == "majority")
+    return alt.layer(lines, majority, data=df).properties(width=300, height=230).facet(
+        column=alt.Column("model:N", title=None))
+
+
+def cones(df: pd.DataFrame) -> alt.Chart:
+    """Class cones: cosine of each test [CLS] with the first review's, by class; model x variant panels."""
+    pick = _pick("class")
+    return alt.Chart(df).mark_circle(size=12).encode(
+        x=alt.X("idx:Q", title="test review"),
+        y=alt.Y("cos_first:Q", title="cosine with review 0", scale=alt.Scale(domain=[-1, 1])),
+        color=alt.Color("class:N", scale=CLASSES), opacity=_fade(pick, 0.05),
+        tooltip=["model", "variant", "idx", "class", "domain", alt.Tooltip("cos_first:Q", format=".3f")],
+    ).add_params(pick).properties(width=150, height=130).facet(
+        row=alt.Row("model:N", title=None), column=alt.Column(VARIANT, sort=variants(df), title=None))
+
+
+def convergence(df: pd.DataFrame) -> alt.Chart:
+    """Per model: the cosine median above the baseline and the probe accuracy by layer, a line per variant."""
+    pick = _pick()
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=None),
+        color=variant_color(df), opacity=_fade(pick),
+        tooltip=["model", "variant", "layer", "measure", alt.Tooltip("value:Q", format=".3f")],
+    ).add_params(pick).properties(width=260, height=150).facet(
+        row=alt.Row("measure:N", title=None, sort=list(dict.fromkeys(df["measure"]))),  # in the frame's order
+        column=alt.Column("model:N", title=None),
+    ).resolve_scale(y="independent")
+
+
+def grid_comparison(df: pd.DataFrame) -> alt.Chart:
+    """Original and reproduced accuracy grids side by side (shared colours), then their difference."""
+    df, order = _rows(df.dropna(subset=["accuracy"]))  # a cell the reproduction lacks stays empty
+
+    def heat(frame: pd.DataFrame, scale: alt.Scale, fmt: str):
+        base = alt.Chart(frame).encode(x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+                                       y=alt.Y("row:N", sort=order, title=None))
+        text = base.mark_text(fontSize=10).encode(text=alt.Text("accuracy:Q", format=fmt))
+        return (base.mark_rect().encode(color=alt.Color("accuracy:Q", scale=scale, title=None)) + text) \
+            .properties(width=220, height=120)
+
+    grids = heat(df[df["source"] != "difference"], alt.Scale(scheme="blues"), ".1%").facet(
+        column=alt.Column("source:N", sort=["original", "reproduced"], title=None))
+    diff = heat(df[df["source"] == "difference"], alt.Scale(scheme="redblue", domainMid=0), "+.1%")
+    diff = diff.properties(title="reproduced − original")
+    return alt.hconcat(grids, diff).resolve_scale(color="independent")
+
+
+def finetune_history(df: pd.DataFrame) -> alt.Chart:
+    """Fine-tuning: test accuracy after each epoch, per model."""
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("eval_accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False),
+                title="test accuracy"),
+        color="model:N", tooltip=["model", "epoch", alt.Tooltip("eval_accuracy:Q", format=".2%"),
+                                  alt.Tooltip("train_loss:Q", format=".3f")],
+    ).properties(width=300, height=180)
+
+
+def pipeline(df: pd.DataFrame) -> alt.Chart:
+    """The DVC stage graph: a box per stage, lines from the stages it depends on."""
+    edges = alt.Chart(df.dropna(subset=["parent"])).mark_rule(color="#999").encode(
+        x=alt.X("parent_level:Q", axis=None), x2="level:Q",
+        y=alt.Y("parent_row:Q", axis=None, scale=alt.Scale(reverse=True)), y2="row:Q")
+    nodes = alt.Chart(df.drop_duplicates("stage")).encode(x="level:Q", y="row:Q", tooltip=["stage"])
+    boxes = nodes.mark_point(shape="square", size=1500, filled=True, color="#e8eef9", opacity=1)
+    names = nodes.mark_text(fontSize=10, lineBreak="@").encode(text="stage")  # "extract@camembert": two lines
+    return (edges + boxes + names).properties(width=WIDTH, height=120).configure_view(stroke=None)
+
+
+def corpus_counts(df: pd.DataFrame) -> alt.Chart:
+    """Reviews per domain and split, stacked by label."""
+    labels = alt.Scale(domain=["neg", "pos", "unlabeled"], range=["#d62728", "#1f77b4", "#bbb"])
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("domain:N", axis=alt.Axis(labelAngle=0), title=None), y="reviews:Q",
+        color=alt.Color("label:N", scale=labels), tooltip=["split", "domain", "label", "reviews"],
+    ).properties(width=150, height=160).facet(
+        column=alt.Column("split:N", title=None, sort=["train", "test", "unlabeled"]))
+
+
+def lengths(df: pd.DataFrame) -> alt.Chart:
+    """Histogram of the labelled reviews' lengths in words, stacked by domain."""
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("words_from:Q", bin="binned", title="words per review"), x2="words_to:Q",
+        y=alt.Y("sum(reviews):Q", title="reviews"), color="domain:N",
+        tooltip=["split", "domain", "words_from", "words_to", "reviews"],
+    ).properties(width=260, height=160).facet(column=alt.Column("split:N", title=None, sort="descending"))

@@ -1,0 +1,445 @@
+"""Readers of the pipeline's tracked outputs for the book: tidy pandas frames and short strings.
+
+Reads ``params.yaml``, ``dvc.yaml``, ``dvc.lock``, ``metrics/`` and ``artifacts/{prepare,extract,probe}``
+(formats in the docstrings of :mod:`embstudy.prepare`, :mod:`embstudy.extract`, :mod:`embstudy.probe`);
+writes nothing. Every frame has one row per observation and a ``model`` column where it
+concerns a model, so :mod:`embstudy.figures` can chart it as is. Strings meant for the prose
+(``callout``, ``provenance``, ``pct``) are markdown that both Quarto and the preview render.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import platform
+import re
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from embstudy import params, paths
+
+PROFILES = {
+    "demo": ("callout-warning", "Demo profile", (
+        "Synthetic French reviews (`embstudy.synth`) and tiny encoders pre-trained here on a laptop's CPU. "
+        "Every number below comes from that toy setting: it checks the pipeline end to end and is "
+        "**not comparable** to the original study. `make paper` runs the real one.")),
+    "paper": ("callout-note", "Paper profile", (
+        "The real study: FLUE-CLS (French Amazon reviews) with the hub checkpoints camembert-base and "
+        "flaubert/flaubert_base_cased, the original study's sizes.")),
+}
+
+
+@functools.cache
+def config() -> params.Params:
+    return params.load()
+
+
+def models() -> list[str]:
+    return list(config().models)
+
+
+def callout() -> str:
+    """The profile callout every chapter opens with (print it from an ``output: asis`` cell)."""
+    kind, title, text = PROFILES[config().profile]
+    return f'::: {{.{kind} title="{title}"}}\n{text}\n:::\n'
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """A share as a percentage string for the prose, e.g. ``'62.5 %'``."""
+    return f"{100 * float(x):.{digits}f} %"
+
+
+def num(x: float, digits: int = 2) -> str:
+    return f"{float(x):,.{digits}f}"
+
+
+def variant_order(names) -> list[str]:
+    """Variants in study order: pretrained first, then epoch-1, epoch-2..."""
+    def key(v: str) -> tuple:
+        return v != "pretrained", int(v.rsplit("-", 1)[-1]) if v[-1].isdigit() else 0
+
+    return sorted(set(names), key=key)
+
+
+def relative(path: Path | str) -> str:
+    """``path`` relative to the repository root (a relative path already is)."""
+    path = Path(path)
+    return (path.relative_to(paths.ROOT) if path.is_absolute() else path).as_posix()
+
+
+def provenance(*files: Path | str) -> str:
+    """One small markdown line naming ``files`` with the md5 ``dvc.lock`` records for the output holding each
+    (a folder output's hash covers the file); a file outside the pipeline's outputs gets its own md5."""
+    lock, outs = paths.ROOT / "dvc.lock", {}
+    if lock.exists():
+        for stage in yaml.safe_load(lock.read_text())["stages"].values():
+            outs.update({o["path"]: o.get("md5", "?") for o in stage.get("outs", [])})
+    parts = []
+    for f in map(relative, files):
+        holders = [o for o in outs if f == o or f.startswith(o + "/")]
+        owner = max(holders, key=len, default=None)  # the innermost output holding f
+        if owner:
+            parts.append(f"{f} (md5 {outs[owner][:10]}{'' if owner == f else ' of its folder'})")
+        elif f.split("/")[0] in ("artifacts", "metrics") or not (paths.ROOT / f).is_file():
+            parts.append(f"{f} (not yet in dvc.lock)")
+        else:  # a file tracked by git, such as dvc.yaml or the original study's grid
+            parts.append(f"{f} (md5 {hashlib.md5((paths.ROOT / f).read_bytes()).hexdigest()[:10]}, in git)")
+    return f"[Source: {'; '.join(parts)}.]{{.provenance}}\n"
+
+
+def _read(path: Path, what: str) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{relative(path)} is missing: run `dvc repro` to produce {what}")
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def _json(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"{relative(path)} is missing: run `dvc repro` to produce it")
+    return json.loads(path.read_text())
+
+
+def _per_model(name: str, what: str, folder=paths.extracted) -> pd.DataFrame:
+    frames = [_read(folder(m) / name, what).assign(model=m) for m in models()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _only(frame: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
+    return frame[frame["variant"].isin(variants)].reset_index(drop=True) if variants else frame
+
+
+def extract_files(name: str) -> list[Path]:
+    """``name`` (e.g. ``layers.csv``) in every model's extract folder: for :func:`provenance`."""
+    return [paths.extracted(m) / name for m in models()]
+
+
+def probe_files(name: str) -> list[Path]:
+    return [paths.probed(m) / name for m in models()]
+
+
+def layers(*variants: str) -> pd.DataFrame:
+    """Per (model, variant, layer): cosine quantiles and whiskers, baseline, covariance trace, erank."""
+    return _only(_per_model("layers.csv", "the per-layer geometry (extract stage)"), variants)
+
+
+def sentences(*variants: str) -> pd.DataFrame:
+    """Per (model, variant, layer, sentence): mean and variance of its token cosines, covariance trace."""
+    return _only(_per_model("sentences.csv", "the per-sentence geometry (extract stage)"), variants)
+
+
+def layer_change() -> pd.DataFrame:
+    """Fine-tuned minus pre-trained per (model, epoch, layer, measure): cosine median, trace, erank."""
+    measures = {"cos_q50": "cosine median", "cov_median": "covariance trace median",
+                "erank": "effective rank"}
+    long = layers().melt(["model", "variant", "layer"], list(measures), var_name="measure")
+    base = long[long["variant"] == "pretrained"].drop(columns="variant")
+    out = long[long["variant"] != "pretrained"].merge(base, on=["model", "layer", "measure"],
+                                                      suffixes=("", "_pre"))
+    out = out.assign(change=out["value"] - out["value_pre"], measure=out["measure"].map(measures))
+    return out[["model", "variant", "layer", "measure", "change"]]
+
+
+def corpus() -> pd.DataFrame:
+    """Every review of the prepared corpus: split, domain, label (1, 0, -1 unlabeled), words, text."""
+    from datasets import load_from_disk
+
+    frames = []
+    for split, ds in load_from_disk(str(paths.CORPUS)).items():
+        frame = ds.select_columns(["text", "label", "domain"]).to_pandas()
+        frames.append(frame.assign(split=split, words=frame["text"].str.split().str.len()))
+    return pd.concat(frames, ignore_index=True)
+
+
+def lengths(bins: int = 30) -> pd.DataFrame:
+    """Labelled reviews per (split, domain, bin of length in words), common bins up to the 99th percentile."""
+    frame = corpus()
+    frame = frame[frame["split"] != "unlabeled"]
+    edges = np.linspace(0, frame["words"].quantile(0.99), bins + 1)
+    frame = frame.assign(bin=np.clip(np.digitize(frame["words"], edges) - 1, 0, bins - 1))
+    out = frame.groupby(["split", "domain", "bin"]).size().rename("reviews").reset_index()
+    return out.assign(words_from=edges[out["bin"]].round(), words_to=edges[out["bin"] + 1].round())
+
+
+def examples(per_cell: int = 1, chars: int = 280) -> str:
+    """Markdown: the first ``per_cell`` test reviews of each (domain, label), cut to ``chars`` characters."""
+    frame = corpus()
+    frame = frame[frame["split"] == "test"].groupby(["domain", "label"]).head(per_cell)
+    out = []
+    for r in frame.sort_values(["domain", "label"]).itertuples():
+        text = r.text if len(r.text) <= chars else r.text[:chars].rsplit(" ", 1)[0] + " …"
+        text = re.sub(r"([\\`*_\[\]<>#|@])", r"\\\1", text)
+        label = "positive" if r.label == 1 else "negative"
+        out.append(f"> **{r.domain}, {label}** ({r.words} words): {text}\n")
+    return "\n".join(out)
+
+
+def corpus_counts() -> pd.DataFrame:
+    """Reviews per split, domain and label, from ``metrics/prepare.json``."""
+    rows = []
+    for split, c in _json(paths.METRICS / "prepare.json").items():
+        for key, n in c.items():
+            if m := re.fullmatch(r"(\w+)_(pos|neg|unlabeled)", key):
+                rows.append({"split": split, "domain": m[1], "label": m[2], "reviews": n})
+    return pd.DataFrame(rows)
+
+
+def pipeline() -> pd.DataFrame:
+    """The DVC stages of ``dvc.yaml`` (foreach expanded): a row per (stage, parent) with DAG coordinates."""
+    spec, p = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text()), yaml.safe_load(paths.PARAMS.read_text())
+
+    def fill(text: str, key: str | None) -> str:  # ${key} and ${a.b} from params, as DVC templates them
+        text = text.replace("${key}", key or "")
+        return re.sub(r"\$\{([\w.]+)\}", lambda m: str(functools.reduce(dict.get, m[1].split("."), p)), text)
+
+    stages = {}
+    for name, st in spec["stages"].items():
+        keys = list(p[st["foreach"][2:-1]]) if "foreach" in st else [None]
+        for key in keys:
+            body = st.get("do", st)
+            outs = [fill(o if isinstance(o, str) else next(iter(o)), key) for o in body.get("outs", [])]
+            stages[f"{name}@{key}" if key else name] = ([fill(d, key) for d in body.get("deps", [])], outs)
+    parents = {s: sorted({t for t, (_, outs) in stages.items() for d in deps for o in outs
+                          if d == o or d.startswith(o + "/") or o.startswith(d + "/")} - {s})
+               for s, (deps, _) in stages.items()}
+    level = {}
+    while len(level) < len(stages):
+        for s in stages:
+            if s not in level and all(q in level for q in parents[s]):
+                level[s] = 1 + max((level[q] for q in parents[s]), default=-1)
+    peers = {s: sorted(t for t in level if level[t] == level[s]) for s in stages}
+    row = {s: peers[s].index(s) - (len(peers[s]) - 1) / 2 for s in stages}  # centred in its level
+    return pd.DataFrame([{"stage": s, "level": level[s], "row": row[s], "parent": q,
+                          "parent_level": level.get(q), "parent_row": row.get(q)}
+                         for s in stages for q in (parents[s] or [None])])
+
+
+def versions(packages=("torch", "transformers", "datasets", "tokenizers", "scikit-learn", "pandas",
+                       "dvc", "altair", "vl-convert-python", "nbclient")) -> pd.DataFrame:
+    return pd.DataFrame({"package": ["python", *packages],
+                         "version": [platform.python_version(), *(metadata.version(p) for p in packages)]})
+
+
+def main_probe() -> str:
+    """The probe whose last-epoch accuracy fills the grid (``probe.head``: linear as the seed, or roberta)."""
+    return config().probe.head
+
+
+def accuracy(*probes: str) -> pd.DataFrame:
+    """Test accuracy per (model, variant, layer, probe): the main probe, shuffled labels, logreg, majority."""
+    frame = _per_model("accuracy.csv", "the probe accuracies (probe stage)", paths.probed)
+    return frame[frame["probe"].isin(probes)].reset_index(drop=True) if probes else frame
+
+
+def cones(first: int = 500) -> pd.DataFrame:
+    """Last probed layer: cosine of each of the first ``first`` test [CLS] with the first one's, by label."""
+    frame = _per_model("cones.parquet", "the class cones (probe stage)", paths.probed)
+    frame = frame[frame["layer"] == frame.groupby("model")["layer"].transform("max")]
+    frame = frame[frame["idx"] < first].copy()
+    frame["class"] = frame["label"].map({0: "negative", 1: "positive"})
+    return frame[["model", "variant", "layer", "idx", "class", "domain", "cos_first", "cos_pos", "cos_neg"]]
+
+
+def convergence() -> pd.DataFrame:
+    """Per (model, variant, probed layer): cosine median minus the baseline, and the main probe's accuracy."""
+    acc = accuracy()
+    acc = acc[acc["probe"] == main_probe()][["model", "variant", "layer", "accuracy"]]
+    geo = layers().assign(gap=lambda d: d["cos_q50"] - d["baseline"])[["model", "variant", "layer", "gap"]]
+    both = acc.merge(geo, on=["model", "variant", "layer"])
+    names = {"gap": "cosine median − baseline", "accuracy": f"{main_probe()} probe accuracy"}
+    long = both.melt(["model", "variant", "layer"], list(names), var_name="measure")
+    return long.replace({"measure": names})
+
+
+def finetune() -> pd.DataFrame:
+    """Final fine-tuning metrics per model (accuracy, f1, TF-IDF yardstick, sizes, wall time)."""
+    rows = [{"model": m, **_json(paths.metrics("finetune", m))} for m in models()]
+    return pd.DataFrame(rows).drop(columns="epochs")  # per-epoch details: finetune_history()
+
+
+def finetune_table() -> pd.DataFrame:
+    """The final fine-tuning metrics as the book shows them."""
+    names = {"model": "model", "accuracy": "test accuracy", "f1": "F1", "tfidf_accuracy": "TF-IDF accuracy",
+             "majority_share": "share of the majority prediction", "wall_seconds": "seconds"}
+    table = finetune()[list(names)]
+    for share in ("accuracy", "f1", "tfidf_accuracy", "majority_share"):
+        table[share] = table[share].map(pct)
+    return table.assign(wall_seconds=table["wall_seconds"].map(lambda x: num(x, 0))).rename(columns=names)
+
+
+def finetune_history() -> pd.DataFrame:
+    """Per (model, epoch): training loss, test accuracy and F1."""
+    frames = [_read(paths.metrics("finetune", m, "-history.csv"), "the fine-tuning history").assign(model=m)
+              for m in models()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def pretrain() -> pd.DataFrame:
+    """Where each encoder comes from; for those pre-trained here (demo), their masked-LM scores."""
+    rows = []
+    for m in models():
+        r = _json(paths.metrics("pretrain", m))
+        here = not r.get("skipped", False)
+        weights = "pre-trained here (masked LM)" if here else r.get("checkpoint", "hub")
+        rows.append({"model": m, "weights": weights,
+                     "parameters": f"{r['n_params']:,}" if here else "",
+                     "masked-token accuracy": pct(r["masked_accuracy"]) if here else "",
+                     "most-frequent-token baseline": pct(r["baseline_accuracy"]) if here else "",
+                     "steps": r.get("steps", ""), "seconds": num(r["wall_seconds"], 0) if here else ""})
+    return pd.DataFrame(rows)
+
+
+def timings() -> pd.DataFrame:
+    """Wall seconds per (stage, model) from the metrics files and extract's ``timing.json``."""
+    rows = []
+    for m in models():
+        for stage in ("pretrain", "finetune"):
+            sec = _json(paths.metrics(stage, m)).get("wall_seconds")
+            rows.append({"stage": stage, "model": m, "seconds": sec, "device": ""})
+        timing = _json(paths.extracted(m) / "timing.json")
+        for variant, t in ((v, timing[v]) for v in variant_order(timing)):
+            rows.append({"stage": f"extract ({variant})", "model": m, "seconds": t["wall_s"],
+                         "device": t["device"]})
+    return pd.DataFrame(rows)
+
+
+def original_grid() -> pd.DataFrame:
+    """The original study's probe grid (report/data); its fine-tuned models had one epoch: ``epoch-1``."""
+    frame = pd.read_csv(paths.ROOT / "report" / "data" / "original-probe-accuracy.csv")
+    return frame.replace({"variant": {"finetuned": "epoch-1"}})[["model", "variant", "layer", "accuracy"]]
+
+
+def grid_comparison() -> pd.DataFrame:
+    """Original and reproduced main-probe accuracy at the original's cells, and reproduced − original."""
+    orig = original_grid()
+    acc = accuracy()
+    ours = acc[acc["probe"] == main_probe()].merge(orig[["model", "variant", "layer"]])
+    both = orig.merge(ours[["model", "variant", "layer", "accuracy"]], on=["model", "variant", "layer"],
+                      suffixes=("_original", "_reproduced"), how="left")
+    both["accuracy_difference"] = both["accuracy_reproduced"] - both["accuracy_original"]
+    long = both.melt(["model", "variant", "layer"], var_name="source", value_name="accuracy")
+    return long.assign(source=long["source"].str.replace("accuracy_", ""))
+
+
+def params_table() -> pd.DataFrame:
+    """Every leaf of params.yaml with its value and the comment that says why."""
+    rows, stack = [], []
+    for line in paths.PARAMS.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^( *)([\w-]+):[ \t]*([^#]*?)[ \t]*(?:#[ \t]*(.*))?$", line)
+        if not m:
+            continue
+        depth = len(m[1]) // 2
+        stack[depth:] = [m[2]]
+        if m[3]:
+            rows.append({"parameter": ".".join(stack), "value": m[3], "why": m[4] or ""})
+    return pd.DataFrame(rows)
+
+
+def lock_hashes() -> pd.DataFrame:
+    """Each output dvc.lock records: stage, path, md5 (a folder's md5 ends in .dir)."""
+    lock = paths.ROOT / "dvc.lock"
+    if not lock.exists():
+        return pd.DataFrame(columns=["stage", "path", "md5"])
+    stages = yaml.safe_load(lock.read_text())["stages"]
+    return pd.DataFrame([{"stage": s, "path": o["path"], "md5": o.get("md5", "")}
+                         for s, st in stages.items() for o in st.get("outs", [])])
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A pipe table for ``output: asis`` cells (renders in HTML and PDF alike)."""
+    def cell(v):
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v).replace("|", "\\|")
+    head = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    rows = frame.itertuples(index=False)
+    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
+
+
+def hardware() -> pd.DataFrame:
+    """Where the book was built, and the devices the extract stage ran on."""
+    import psutil
+
+    devices = sorted(set(timings()["device"]) - {""})
+    facts = {"machine building the book": f"{platform.system()} {platform.machine()}",
+             "CPU cores": psutil.cpu_count(), "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+             "extract ran on": ", ".join(devices)}
+    return pd.DataFrame({"": list(facts), "value": list(facts.values())})
+
+
+def _at(frame: pd.DataFrame, **where) -> pd.Series:
+    """The single row of ``frame`` matching ``where``."""
+    for k, v in where.items():
+        frame = frame[frame[k] == v]
+    return frame.iloc[0]
+
+
+def key_results() -> str:
+    """Markdown bullets, one per model: fine-tuning, last-layer cosines against the baseline, best probe."""
+    geo, acc, ft = layers(), accuracy(), finetune().set_index("model")
+    acc = acc[acc["probe"] == main_probe()]
+    out = []
+    for m in models():
+        mine = geo[geo["model"] == m]
+        last, kept = mine["layer"].max(), variant_order(mine["variant"])[-1]  # kept: the last epoch
+        pre, post = (_at(mine, variant=v, layer=last) for v in ("pretrained", kept))
+        best = {v: acc[(acc["model"] == m) & (acc["variant"] == v)].sort_values("accuracy").iloc[-1]
+                for v in ("pretrained", kept)}
+        out.append(f"- **{m}**: fine-tuning reaches {pct(ft.at[m, 'accuracy'])} test accuracy "
+                   f"(TF-IDF logistic regression on the same reviews: {pct(ft.at[m, 'tfidf_accuracy'])}); "
+                   f"at the last layer ({last}) the median token cosine within a sentence is "
+                   f"{num(pre.cos_q50)} "
+                   f"pre-trained and {num(post.cos_q50)} after {kept}, against a cross-sentence baseline of "
+                   f"{num(pre.baseline)} and {num(post.baseline)}; the best [CLS] probe scores "
+                   f"{pct(best['pretrained'].accuracy)} (layer {best['pretrained'].layer}) pre-trained and "
+                   f"{pct(best[kept].accuracy)} (layer {best[kept].layer}) after {kept}.\n")
+    return "".join(out)
+
+
+def geometry_summary(variants: list[str] | None = None) -> str:
+    """Markdown bullets per (model, variant): first and last layer cosine median, baseline, trace, erank."""
+    geo, out = layers(), []
+    for m in models():
+        sub = geo[geo["model"] == m]
+        first, last = sub["layer"].min(), sub["layer"].max()
+        for v in variants or variant_order(sub["variant"]):
+            a, b = _at(sub, variant=v, layer=first), _at(sub, variant=v, layer=last)
+            out.append(f"- **{m}, {v}**: median cosine {num(a.cos_q50)} at layer {first} and "
+                       f"{num(b.cos_q50)} at layer {last} (baseline {num(a.baseline)} and "
+                       f"{num(b.baseline)}); covariance-trace "
+                       f"median {num(a.cov_median, 1)} → {num(b.cov_median, 1)}; effective rank "
+                       f"{num(a.erank, 1)} → {num(b.erank, 1)}.\n")
+    return "".join(out)
+
+
+def probe_summary() -> str:
+    """Markdown bullets per model: best probe per variant, the controls, and whether the cosine gap tracks
+    accuracy (Spearman over the (variant, layer) cells)."""
+    acc, conv, out = accuracy(), convergence(), []
+    for m in models():
+        sub = acc[acc["model"] == m]
+        main = sub[sub["probe"] == main_probe()]
+        best = "; ".join(f"{v} {pct(g['accuracy'].max())} (layer {g.loc[g['accuracy'].idxmax(), 'layer']})"
+                         for v in variant_order(main["variant"]) for g in [main[main["variant"] == v]])
+        wide = conv[conv["model"] == m].pivot_table(index=["variant", "layer"], columns="measure",
+                                                    values="value")
+        rho = wide.corr(method="spearman").iloc[0, 1] if len(wide) > 2 else float("nan")
+        rho = "undefined (one of them does not vary)" if pd.isna(rho) else num(rho)
+        out.append(f"- **{m}**: best {main_probe()} probe per variant: {best}. Controls: shuffled labels "
+                   "at most "
+                   f"{pct(sub.loc[sub['probe'] == 'shuffled', 'accuracy'].max())}, majority class "
+                   f"{pct(sub.loc[sub['probe'] == 'majority', 'accuracy'].iloc[0])}. Spearman correlation "
+                   "between "
+                   f"the cosine gap and probe accuracy over all (variant, layer) cells: {rho}.\n")
+    return "".join(out)
+
+
+def synth_description() -> str:
+    """How the demo corpus is made: the synth stage's own docstring and its parameters."""
+    from embstudy import synth
+
+    cfg = config().data.synth
+    text = synth.__doc__.split("\n\n")[1].replace("\n", " ")
+    values = ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in cfg.model_dump().items())
+    return f"{text}\n\nParameters (`data.synth` in params.yaml): {values}.\n"
