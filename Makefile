@@ -34,6 +34,9 @@ paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); se
 	dvc repro
 	python -m embstudy.book
 
+bench: $(STAMP)  # extract vs the seed's method, floor, padding, memory -> bench/results.{json,md}; PIPELINE=1: + demo from scratch
+	python -m embstudy.bench $(if $(PIPELINE),--pipeline)
+
 lock: $(STAMP)  # after changing pyproject.toml's dependencies
 	head -n 2 requirements.lock > requirements.lock.new
 	python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' >> requirements.lock.new

@@ -155,7 +155,8 @@ def test_empty_review_and_missing_epoch_rejected(tmp_path, monkeypatch):
         run(tmp_path, {}, toks)
     monkeypatch.setattr(extract.paths, "finetuned", lambda name: tmp_path / name)
     (tmp_path / "tiny" / "epoch-1").mkdir(parents=True)
-    model = params.Model(arch="camembert", checkpoint="some/hub-id")
+    (tmp_path / "hub-snapshot").mkdir()  # a local folder stands for a resolved hub checkpoint
+    model = params.Model(arch="camembert", checkpoint=str(tmp_path / "hub-snapshot"))
     assert list(extract.variant_sources("tiny", model, 1)) == ["pretrained", "epoch-1"]
     with pytest.raises(SystemExit, match="epoch-2 is missing"):
         extract.variant_sources("tiny", model, 2)

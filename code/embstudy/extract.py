@@ -72,15 +72,23 @@ class Accumulator:
         rows, sel = rows[pick], torch.as_tensor(pick, device=mask.device)
         mask = mask[sel][:, : int(mask[sel].sum(1).max())]  # right-padded: trim to the longest kept
         hidden = torch.stack([h[sel, : mask.shape[1]] for h in states]).float()  # (layers, kept, tokens, dim)
-        is_cos = torch.as_tensor(rows < self.cfg.cos_sentences, device=mask.device)
-        if is_cos.any():
-            pairs = geometry.intra_sentence_cosines(hidden[:, is_cos], mask[is_cos])
-            self.cos.update(zip(rows[is_cos.cpu().numpy()].tolist(), (c.cpu().numpy() for c in pairs)))
-        traces = geometry.covariance_trace(hidden, mask).cpu().numpy()  # (layers, kept)
-        self.cov.update((r, traces[:, i]) for i, r in enumerate(rows.tolist()) if r < self.cfg.cov_sentences)
-        base = torch.as_tensor(rows < self.cfg.baseline_sentences, device=mask.device)
-        if base.any():
-            self.parts = geometry.add_parts(self.parts, geometry.baseline_parts(hidden[:, base], mask[base]))
+
+        def only(below: int):  # (test rows, hidden, mask) of the kept rows < below; no copy when all are
+            keep = rows < below
+            flags = torch.as_tensor(keep, device=mask.device)
+            return (rows, hidden, mask) if keep.all() else (rows[keep], hidden[:, flags], mask[flags])
+
+        cos_rows, *cos_batch = only(self.cfg.cos_sentences)
+        if len(cos_rows):
+            pairs = geometry.intra_sentence_cosines(*cos_batch)
+            self.cos.update(zip(cos_rows.tolist(), (c.cpu().numpy() for c in pairs)))
+        cov_rows, *cov_batch = only(self.cfg.cov_sentences)
+        if len(cov_rows):
+            traces = geometry.covariance_trace(*cov_batch).cpu().numpy()  # (layers, cov rows)
+            self.cov.update((r, traces[:, i]) for i, r in enumerate(cov_rows.tolist()))
+        base_rows, *base_batch = only(self.cfg.baseline_sentences)
+        if len(base_rows):
+            self.parts = geometry.add_parts(self.parts, geometry.baseline_parts(*base_batch))
         for i, r in enumerate(rows.tolist()):
             if self.erank_keep.get(r):
                 self.erank[r] = hidden[:, i, : self.erank_keep[r]].cpu()  # (layers, kept tokens, hidden)
@@ -214,6 +222,7 @@ def extract(name: str, sources: dict[str, str], tokens: DatasetDict, cfg: params
     ids = check_inputs(tokens, cfg)
     n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = False  # statistics in true float32 (TF32 keeps 10 mantissa bits)
     where = {v: os.path.relpath(s, paths.ROOT) if Path(s).is_relative_to(paths.ROOT) else s
              for v, s in sources.items()}  # run.json stays the same in another clone
     tables, timing, meta = [], {}, {"model": name, "variants": list(sources), "checkpoints": where}

@@ -48,12 +48,11 @@ def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
 
 def covariance_trace(hidden, mask) -> torch.Tensor:
     """(..., batch) trace of ``np.cov`` of each sentence's token vectors (ddof 1); NaN for one token."""
-    weight = _tensor(mask)[..., None]  # (batch, tokens, 1)
-    hidden = torch.where(weight > 0, _tensor(hidden), 0.0)  # padding may hold anything
-    n = weight.sum(-2)  # (batch, 1)
-    mean = (hidden * weight).sum(-2) / n  # (..., batch, dim)
-    squares = ((hidden - mean[..., None, :]) ** 2 * weight).sum((-2, -1))
-    return squares / (n[..., 0] - 1)  # 0/0 = NaN for a single token, as np.cov
+    keep = _tensor(mask, torch.bool)[..., None]  # (batch, tokens, 1)
+    hidden = torch.where(keep, _tensor(hidden), 0.0)  # padding may hold anything
+    n = keep.sum(-2, dtype=torch.float32)  # (batch, 1)
+    centred = torch.where(keep, hidden - (hidden.sum(-2) / n)[..., None, :], 0.0)  # (..., batch, tokens, dim)
+    return centred.square().sum((-2, -1)) / (n[..., 0] - 1)  # 0/0 = NaN for a single token, as np.cov
 
 
 def effective_rank(matrix) -> torch.Tensor | float:
@@ -70,8 +69,8 @@ def baseline_parts(hidden, mask) -> tuple[torch.Tensor, torch.Tensor, float, flo
     token count N and sum of squared sentence lengths. Add the parts of several batches, then
     call :func:`baseline_from_parts`."""
     weight = _tensor(mask, torch.float64)
-    unit = torch.where(weight[..., None] > 0, F.normalize(_tensor(hidden), dim=-1).double(), 0.0)
-    per_sentence = unit.sum(-2)  # (..., batch, dim)
+    unit = torch.where(weight[..., None] > 0, F.normalize(_tensor(hidden), dim=-1), 0.0)
+    per_sentence = unit.sum(-2, dtype=torch.float64)  # (..., batch, dim): each term upcast, no float64 copy
     lengths = weight.sum(-1)
     within = (per_sentence**2).sum((-2, -1))
     return per_sentence.sum(-2), within, float(lengths.sum()), float((lengths**2).sum())

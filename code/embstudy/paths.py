@@ -13,6 +13,7 @@ METRICS = ROOT / "metrics"
 TARBALL = ROOT / "data" / "cls-acl10-unprocessed.tar.gz"  # the real corpus, from data.dvc
 SYNTH_TARBALL = ARTIFACTS / "synth" / "cls-acl10-unprocessed.tar.gz"  # the demo corpus
 CORPUS = ARTIFACTS / "prepare" / "cls"  # DatasetDict train/test/unlabeled of raw text
+BENCH = ROOT / "bench"  # `make bench`: results.json and results.md (committed)
 
 
 def pretrained(model: str) -> Path:

@@ -26,7 +26,9 @@ def tokenize(corpus: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
         return {"input_ids": ids, "length": [len(x) for x in ids]}
 
     splits = DatasetDict({s: corpus[s] for s in ("train", "test")})
-    return splits.map(encode, batched=True, batch_size=1000, remove_columns=["text"], desc="tokenize")
+    # keep_in_memory: map() would otherwise write cache-*.arrow files into artifacts/prepare, a DVC output
+    return splits.map(encode, batched=True, batch_size=1000, remove_columns=["text"], desc="tokenize",
+                      keep_in_memory=True)
 
 
 def main(name: str) -> None:

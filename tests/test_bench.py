@@ -1,0 +1,84 @@
+"""The benchmark's re-implementation of the seed's method agrees with extract/geometry (not timing)."""
+import numpy as np
+import pytest
+import torch
+from transformers import CamembertConfig, CamembertModel
+
+from embstudy import bench, bench_report, extract, geometry, params, seed_method
+
+SENTENCES = [[0, 5, 7, 9, 2], [0, 8, 2], [0, 4, 6, 11, 12, 13, 14, 2]]  # 5, 3 and 8 tokens
+CFG = params.Extract(batch_size=2, cos_sentences=3, cov_sentences=3, erank_sentences=3, erank_tokens=16,
+                     baseline_sentences=3, hist_bins=10)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = CamembertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=32, max_position_embeddings=40, pad_token_id=1)
+    return CamembertModel(config).eval()
+
+
+def seed_results(model, max_length=20):
+    return dict(cos=seed_method.cosine_study(model, SENTENCES, max_length, 1),
+                cov=seed_method.covariance_study(model, SENTENCES, max_length, 1),
+                erank=seed_method.erank_study(model, SENTENCES, max_length, 1))
+
+
+def test_seed_method_equals_extract_and_geometry(model):
+    seed = seed_results(model)
+    _, stats = extract.run_variant(model, {"test": SENTENCES}, CFG, "test")
+    ours = np.concatenate([stats.cos[s] for s in range(3)], 1)  # (layers, all pairs in order)
+    assert ours.shape == (3, 10 + 3 + 28)
+    np.testing.assert_allclose(np.array(seed["cos"]), ours, atol=1e-5)
+    np.testing.assert_allclose(seed["cov"], np.stack([stats.cov[s] for s in range(3)], 1), rtol=1e-5)
+    stacked = torch.cat([stats.erank[s] for s in range(3)], 1)  # all 16 tokens
+    np.testing.assert_allclose(seed["erank"], geometry.effective_rank(stacked), rtol=1e-5)
+    diff = bench.summaries(seed, stats, dict(cos=3, cov=3, erank=3))
+    assert set(diff) == {"cos_median", "cos_mean", "cov_mean", "cov_median", "erank"}
+    assert max(d["scaled"] for d in diff.values()) < 1e-4
+
+
+def test_check_catches_a_difference(model):
+    seed = seed_results(model)
+    seed["cov"] = seed["cov"] + 0.5  # a wrong seed-side trace must not pass as equal
+    _, stats = extract.run_variant(model, {"test": SENTENCES}, CFG, "test")
+    diff = bench.summaries(seed, stats, dict(cos=3, cov=3, erank=3))
+    assert diff["cov_mean"]["abs"] == pytest.approx(0.5, rel=1e-3) and diff["cov_mean"]["scaled"] > 1e-3
+    with pytest.raises(SystemExit, match="seed_base.*cov_mean"):
+        equal = {"cos_mean": dict(abs=0.0, scaled=0.0)}
+        bench.check(dict(seed_demo=dict(diff=equal), seed_base=dict(diff=diff)))
+
+
+def test_padding_counts_tokens_of_sorted_batches():
+    tokens = {"train": {"length": [3, 5]}, "test": {"length": [2, 4, 1]}}
+    cfg = CFG.model_copy(update=dict(batch_size=2))
+    out = bench.padding(tokens, cfg, max_length=8)
+    # sorted 5, 4 | 3, 2 | 1 -> 2*5 + 2*3 + 1*1
+    assert (out["real"], out["dynamic"], out["padded"], out["padded_512"]) == (15, 17, 40, 5 * 512)
+
+
+def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
+    ran = []
+    monkeypatch.setattr(bench_report, "wall", lambda cmd: ran.append(cmd[-1]) or 2.0)
+    monkeypatch.setattr(bench_report.paths, "ROOT", tmp_path)  # no dvc.lock: no-op repro and book skipped
+    out = bench_report.pipeline(["camembert", "flaubert"], True, None, bench.timed)
+    assert ran[:4] == ["synth", "prepare", "pretrain@camembert", "pretrain@flaubert"]
+    assert ran[-1] == "probe@flaubert" and out["from_scratch"]["total"] == 2.0 * len(ran) == 24.0
+    assert "not_current" in out
+    carried = bench_report.pipeline(["camembert"], False, out, bench.timed)
+    assert carried["from_scratch"]["carried_over"] and carried["from_scratch"]["total"] == 24.0
+    t = dict(median=2.0, min=1.5, max=3.0, runs=3)
+    study = {s: t | dict(sentences=5, of=50, extrapolated=s != "erank") for s in ("cos", "cov", "erank")}
+    versus = dict(seed=study, seed_total=60.0, extract=t, floor=t, speedup=30.0, ceiling=30.0, max_length=256,
+                  diff={"cos_mean": dict(abs=1e-7, scaled=1e-7)}, encoder="tiny")
+    floor = dict(floor=t, full=t, ratio=1.0, ratio_of_minima=1.0, reviews=20, tokens=300)
+    system = bench_report.system() | dict(load_after=[1.0, 1.0, 1.0])
+    results = dict(system=system, repeats=3, seed_demo=versus, seed_base=versus, floor=floor,
+                   padding=bench.padding({"train": {"length": [3]}, "test": {"length": [4]}}, CFG, 8),
+                   memory={"1x": dict(reviews=2, peak_mb=500.0, before_extract_mb=400.0),
+                           "4x": dict(reviews=8, peak_mb=510.0, before_extract_mb=400.0), "ratio": 1.02},
+                   pipeline=carried)
+    text = bench_report.markdown(results)
+    assert "extrapolated from 5 of 50" in text and "**30.0x**" in text and "| **24.0**" in text
+    assert "unknown offline" in text and "not measured" in text
