@@ -6,6 +6,8 @@ copy and nothing is written into the working tree.
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see embstudy/__init__.py
 import shutil
 import subprocess
 import sys

@@ -2,29 +2,133 @@
 
 The demo profile pre-trains its own encoders into ``artifacts/pretrain/<name>``;
 the paper profile names a hub checkpoint. Every later stage calls
-:func:`checkpoint` and loads through ``from_pretrained``, so both profiles share
-one code path.
+:func:`checkpoint` and loads through ``from_pretrained`` (:func:`load_tokenizer`,
+:func:`load_classifier`), so both profiles share one code path. The pretrain stage
+builds fresh masked-LM encoders with :func:`build_mlm`; :func:`check_special_tokens`
+guards every load against a tokenizer whose special-token ids disagree with the model.
 """
 from __future__ import annotations
 
-from transformers import AutoTokenizer
+import os
+from pathlib import Path
 
-from embstudy import paths
-from embstudy.params import Model, Params, ParamsError
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, CamembertConfig,
+                          CamembertForMaskedLM, FlaubertConfig, FlaubertWithLMHeadModel, PretrainedConfig)
+
+from embstudy import hub, paths
+from embstudy.params import Encoder, Model, Params
+
+ARCHS = ("camembert", "flaubert")
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+# Any one of these file sets is a loadable tokenizer: fast json, CamemBERT's SentencePiece, FlauBERT's BPE.
+TOKENIZER_FILES = (("tokenizer.json",), ("sentencepiece.bpe.model",), ("vocab.json", "merges.txt"))
 
 
-def model_params(p: Params, name: str) -> Model:
-    """The ``models.<name>`` entry, or a one-line error listing the names there are."""
-    if name not in p.models:
-        raise ParamsError(f"unknown model {name!r}: params.yaml defines {', '.join(sorted(p.models))}")
-    return p.models[name]
+class EncoderError(SystemExit):
+    """A model or tokenizer that cannot be built or loaded; exits non-zero with its one-line message."""
 
 
 def checkpoint(name: str, model: Model) -> str:
-    """The ``from_pretrained`` argument for ``name``: a hub id or the demo's own folder."""
-    return model.checkpoint if model.checkpoint is not None else str(paths.pretrained(name))
+    """The ``from_pretrained`` folder for ``name``: the demo's own, or the hub checkpoint's local snapshot
+    (:func:`hub.resolve`: the cache first, else a download, else one line of advice)."""
+    return hub.resolve(model.checkpoint) if model.checkpoint is not None else str(paths.pretrained(name))
 
 
-def load_tokenizer(source: str):
-    """``AutoTokenizer.from_pretrained(source)``, the same call for a hub id and a local folder."""
-    return AutoTokenizer.from_pretrained(source)
+def model_params(p: Params, name: str) -> Model:
+    """``p.models[name]``, or a one-line error listing the configured names."""
+    if name not in p.models:
+        raise EncoderError(f"encoders: unknown model {name!r}; params.yaml models are {sorted(p.models)}")
+    return p.models[name]
+
+
+def check_folder(source: str | Path, model: bool = True) -> None:
+    """Fail early, naming the missing files, when a local checkpoint folder is incomplete.
+
+    Hub ids (relative names that are not folders here) are left to ``from_pretrained``.
+    """
+    folder = Path(source)
+    if not (folder.is_absolute() or folder.exists()):
+        return
+    if not folder.is_dir():
+        raise EncoderError(f"encoders: checkpoint folder {folder} does not exist (run the pretrain stage)")
+    present = {p.name for p in folder.iterdir()}
+    missing = []
+    if model and "config.json" not in present:
+        missing.append("config.json")
+    if model and not present.intersection(WEIGHTS):
+        missing.append(" or ".join(WEIGHTS))
+    if not any(set(files) <= present for files in TOKENIZER_FILES):
+        missing.append("tokenizer files (tokenizer.json, sentencepiece.bpe.model or vocab.json + merges.txt)")
+    if missing:
+        raise EncoderError(f"encoders: checkpoint folder {folder} lacks {'; '.join(missing)}")
+
+
+def load_tokenizer(source: str | Path):
+    """The tokenizer saved with a checkpoint (a demo folder or a hub id)."""
+    check_folder(source, model=False)
+    return AutoTokenizer.from_pretrained(str(source))
+
+
+def load_classifier(source: str | Path, num_labels: int = 2):
+    """``(model, tokenizer)``: a sequence classifier (fresh head when the checkpoint has none)."""
+    check_folder(source)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
+    check_special_tokens(tokenizer, model.config)
+    return model, tokenizer
+
+
+def check_special_tokens(tokenizer, config: PretrainedConfig) -> None:
+    """Raise one line naming every special-token id on which ``tokenizer`` and ``config`` disagree.
+
+    The sequence-final token (``sep``: ``</s>`` for both models) is the config's eos.
+    """
+    expected = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.sep_token_id}
+    if config.model_type == "flaubert":  # XLM-style configs also name unk and mask
+        expected |= {"unk_index": tokenizer.unk_token_id, "mask_index": tokenizer.mask_token_id}
+    bad = [f"{key}={getattr(config, key, None)} but tokenizer has {want}"
+           for key, want in expected.items() if getattr(config, key, None) != want]
+    if config.vocab_size < len(tokenizer):
+        bad.append(f"vocab_size={config.vocab_size} < tokenizer size {len(tokenizer)}")
+    if bad:
+        raise EncoderError(f"encoders: {config.model_type} config and tokenizer disagree: {'; '.join(bad)}")
+
+
+def build_config(arch: str, encoder: Encoder, tokenizer) -> PretrainedConfig:
+    """A fresh config of ``arch`` sized by ``encoder``, special-token ids taken from ``tokenizer``."""
+    if arch not in ARCHS:
+        raise EncoderError(f"encoders: unknown architecture {arch!r}; expected one of {ARCHS}")
+    if encoder.hidden % encoder.heads:
+        raise EncoderError(f"encoders: {arch}: hidden {encoder.hidden} is not a multiple of heads "
+                           f"{encoder.heads}")
+    ids = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.sep_token_id}
+    if arch == "camembert":
+        # 514 positions as camembert-base: RoBERTa offsets positions by pad_token_id + 1.
+        return CamembertConfig(vocab_size=len(tokenizer), hidden_size=encoder.hidden,
+                               num_hidden_layers=encoder.layers, num_attention_heads=encoder.heads,
+                               intermediate_size=encoder.ffn, max_position_embeddings=514, type_vocab_size=1,
+                               **ids)
+    if encoder.ffn != 4 * encoder.hidden:
+        raise EncoderError(f"encoders: flaubert's feed-forward size is fixed at 4 x hidden = "
+                           f"{4 * encoder.hidden}, got encoder.ffn {encoder.ffn}")
+    # XLM initialises embeddings with std dim**-0.5 (the config default assumes dim 2048). Passing pad_index
+    # and friends is ignored by FlaubertConfig: the *_token_id names are the ones that stick.
+    return FlaubertConfig(vocab_size=len(tokenizer), emb_dim=encoder.hidden, n_layers=encoder.layers,
+                          n_heads=encoder.heads, embed_init_std=encoder.hidden ** -0.5,
+                          unk_index=tokenizer.unk_token_id, mask_index=tokenizer.mask_token_id,
+                          mask_token_id=tokenizer.mask_token_id, **ids)
+
+
+def build_mlm(arch: str, encoder: Encoder, tokenizer):
+    """A randomly initialised masked-LM model (CamembertForMaskedLM / FlaubertWithLMHeadModel)."""
+    config = build_config(arch, encoder, tokenizer)
+    check_special_tokens(tokenizer, config)
+    cls = CamembertForMaskedLM if arch == "camembert" else FlaubertWithLMHeadModel
+    return cls(config)
+
+
+def n_threads() -> int:
+    """Every core this process may use (both on the 2-core demo machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

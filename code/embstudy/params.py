@@ -78,6 +78,7 @@ class Finetune(Strict):
     test_size: int = Field(gt=0)
     epochs: int = Field(gt=0)
     lr: float = Field(gt=0, lt=1)
+    warmup: float = Field(ge=0, lt=1)  # fraction of the training steps
     batch_size: int = Field(gt=0)
     seed: int
     max_gap_to_tfidf: float = Field(ge=0, le=100)

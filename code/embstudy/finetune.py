@@ -1,0 +1,168 @@
+"""Stage ``finetune``: sentiment classification on FLUE-CLS, a checkpoint kept after every epoch (the seed's
+flue-cls-finetune).
+
+Reads the model's checkpoint (``encoders.checkpoint``: the demo's ``artifacts/pretrain/<name>`` or a hub
+id), ``artifacts/tokenize/<name>`` (first ``train_size`` train and ``test_size`` test reviews, already
+shuffled by prepare), ``artifacts/prepare/cls`` (raw text for the TF-IDF yardstick) and params
+``finetune``. Writes ``artifacts/finetune/<name>/epoch-<k>/`` (model + tokenizer, save_pretrained),
+``metrics/finetune/<name>.json`` and ``metrics/finetune/<name>-history.csv``.
+
+Gates (non-zero exit, nothing written): the final accuracy may trail a TF-IDF logistic regression on the
+same reviews by at most ``max_gap_to_tfidf`` points, and the final epoch may not predict one class for more
+than ``max_majority_share`` of the test reviews (a collapse, which later looks like perfect "convergence",
+all cosines 1, in the geometry). Earlier epochs over that share are not an error: tiny demo encoders
+predict the prior class for their first epoch before they learn (measured: every lr, batch size and
+dropout tried), so they are logged and listed in the metrics (``early_collapsed_epochs``) for extract and
+probe to flag. GPU with bf16/fp16 when present, CPU otherwise.
+
+Run: ``python -m embstudy.finetune camembert`` (or ``dvc repro finetune``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict, load_from_disk
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from embstudy import encoders, io, log, params, paths
+from embstudy.params import Finetune
+
+logger = logging.getLogger("embstudy.finetune")
+
+
+class EpochSaver(TrainerCallback):
+    """Saves model + tokenizer (no optimizer state) into ``folder/epoch-<k>`` at the end of epoch k."""
+
+    def __init__(self, folder: Path, tokenizer):
+        self.folder, self.tokenizer = folder, tokenizer
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        target = self.folder / f"epoch-{round(state.epoch)}"
+        model.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+
+
+def subsets(tokens: DatasetDict, corpus: DatasetDict, cfg: Finetune) -> dict[str, tuple[Dataset, list[str]]]:
+    """Per split: the first N tokenised reviews and their raw texts (matched by ``idx``)."""
+    out = {}
+    for split, n in (("train", cfg.train_size), ("test", cfg.test_size)):
+        if n > len(tokens[split]):
+            raise encoders.EncoderError(
+                f"finetune: {split}_size {n} > {len(tokens[split])} tokenised {split} reviews")
+        ds = tokens[split].select(range(n)).select_columns(["input_ids", "label", "length", "idx"])
+        text = dict(zip(corpus[split]["idx"], corpus[split]["text"]))
+        out[split] = (ds.remove_columns("idx"), [text[i] for i in ds["idx"]])
+    return out
+
+
+def tfidf_accuracy(train_texts: list[str], train_labels, test_texts: list[str], test_labels) -> float:
+    """The yardstick: TF-IDF word uni+bigrams and a logistic regression, on the same reviews."""
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+    clf = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(train_texts), train_labels)
+    return float(accuracy_score(test_labels, clf.predict(vectorizer.transform(test_texts))))
+
+
+def scores(eval_pred) -> dict:
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    preds = (logits[0] if isinstance(logits, tuple) else logits).argmax(-1)
+    return {"accuracy": accuracy_score(labels, preds), "f1": f1_score(labels, preds),
+            "majority_share": np.bincount(preds, minlength=2).max() / len(preds)}
+
+
+def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, out: Path) -> list[dict]:
+    """Trainer with per-epoch evaluation and checkpoints; returns one row per epoch."""
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    with tempfile.TemporaryDirectory() as workdir:
+        args = TrainingArguments(
+            output_dir=workdir, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_steps=cfg.warmup,
+            per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=4 * cfg.batch_size,
+            train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
+            eval_strategy="epoch", logging_strategy="epoch", save_strategy="no", report_to="none",
+            seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda)
+        trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=test_ds,
+                          processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                          compute_metrics=scores, callbacks=[EpochSaver(out, tokenizer)])
+        trainer.train()
+    logs = trainer.state.log_history
+    loss = {round(h["epoch"]): h["loss"] for h in logs if "loss" in h}
+    return [{"epoch": round(h["epoch"]), "train_loss": loss.get(round(h["epoch"])),
+             "eval_accuracy": h["eval_accuracy"], "eval_f1": h["eval_f1"],
+             "majority_share": h["eval_majority_share"]}
+            for h in logs if "eval_accuracy" in h]
+
+
+def check_gates(name: str, epochs: list[dict], tfidf: float, cfg: Finetune) -> list[int]:
+    """Raise on a collapsed last epoch or a gap to TF-IDF; return the earlier epochs predicting one class."""
+    collapsed = [e["epoch"] for e in epochs if e["majority_share"] > cfg.max_majority_share]
+    if epochs[-1]["epoch"] in collapsed:
+        raise encoders.EncoderError(
+            f"finetune: {name}: predictions collapsed to one class at the last epoch "
+            f"({epochs[-1]['majority_share']:.1%} of test reviews > {cfg.max_majority_share:.0%}): "
+            "lower lr or add warm-up")
+    final = epochs[-1]["eval_accuracy"]
+    if 100 * final < 100 * tfidf - cfg.max_gap_to_tfidf:
+        raise encoders.EncoderError(f"finetune: {name}: accuracy {final:.1%} trails TF-IDF {tfidf:.1%} by "
+                                    f"more than {cfg.max_gap_to_tfidf} points: train longer or change lr")
+    return collapsed
+
+
+def run(name: str, source: str, cfg: Finetune, tokens: DatasetDict, corpus: DatasetDict,
+        out_dir: Path, metrics_path: Path, history_path: Path) -> dict:
+    """Fine-tune ``source`` for ``name``, write per-epoch checkpoints and metrics; returns the metrics."""
+    start = time.perf_counter()
+    torch.set_num_threads(encoders.n_threads())
+    data = subsets(tokens, corpus, cfg)
+    (train_ds, train_texts), (test_ds, test_texts) = data["train"], data["test"]
+    tfidf = tfidf_accuracy(train_texts, train_ds["label"], test_texts, test_ds["label"])
+    set_seed(cfg.seed)  # the fresh classification head is drawn in from_pretrained
+    model, tokenizer = encoders.load_classifier(source, num_labels=2)
+    top = max(max(ids) for ds in (train_ds, test_ds) for ids in ds["input_ids"])
+    if top >= model.config.vocab_size:
+        raise encoders.EncoderError(
+            f"finetune: {name}: token id {top} >= vocab size {model.config.vocab_size}: "
+            f"tokens were made with another tokenizer than {source}'s (rerun tokenize)")
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch only rank 0 writes
+    with io.atomic_dir(out_dir) if writer else tempfile.TemporaryDirectory() as tmp:
+        epochs = train(model, tokenizer, train_ds, test_ds, cfg, Path(tmp))
+        early = check_gates(name, epochs, tfidf, cfg)
+    if not writer:
+        return {}
+    if early:
+        logger.warning("%s: epochs %s still predict one class for > %.0f%% of test reviews", name, early,
+                       100 * cfg.max_majority_share)
+    final = epochs[-1]
+    metrics = {"epochs": epochs, "accuracy": final["eval_accuracy"], "f1": final["eval_f1"],
+               "majority_share": final["majority_share"], "tfidf_accuracy": tfidf,
+               "early_collapsed_epochs": early, "train_size": cfg.train_size, "test_size": cfg.test_size,
+               "wall_seconds": round(time.perf_counter() - start, 1)}
+    io.write_json(metrics_path, metrics)
+    rows = "".join(f"{e['epoch']},{e['train_loss']:.6g},{e['eval_accuracy']:.6g},{e['eval_f1']:.6g}\n"
+                   for e in epochs)
+    io.atomic_write(history_path, ("epoch,train_loss,eval_accuracy,eval_f1\n" + rows).encode())
+    logger.info("%s: accuracy per epoch %s, TF-IDF %.3f, %.0f s", name,
+                [round(e["eval_accuracy"], 3) for e in epochs], tfidf, metrics["wall_seconds"])
+    return metrics
+
+
+def main(name: str) -> None:
+    p = params.load()
+    log.setup("finetune", p.profile, name)
+    source = encoders.checkpoint(name, encoders.model_params(p, name))
+    run(name, source, p.finetune, load_from_disk(str(paths.tokens(name))), load_from_disk(str(paths.CORPUS)),
+        paths.finetuned(name), paths.metrics("finetune", name),
+        paths.metrics("finetune", name, "-history.csv"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
