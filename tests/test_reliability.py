@@ -19,9 +19,9 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(micro_repo, tmp_path):
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(micro_repo), str(clone))
-    pulled = run(["dvc", "pull"], clone, timeout=300)
+    pulled = run(["dvc", "pull", "dvc.yaml"], clone, timeout=300)  # the pipeline; data.dvc is unfetched in the demo
     assert pulled.returncode == 0, pulled.stderr
-    status = run(["dvc", "status", "--json"], clone, timeout=120)
+    status = run(["dvc", "status", "--json", "dvc.yaml"], clone, timeout=120)
     assert json.loads(status.stdout) == {}
     again = run(["dvc", "repro"], clone, timeout=120)
     assert again.returncode == 0 and "Running stage" not in again.stdout
