@@ -6,12 +6,12 @@ layers in ``probe.layers`` are probed at once: each probe is trained on the trai
 vectors and scored on the test vectors after every epoch (the last epoch's accuracy is
 the result, as the seed). Probes: ``probe.head`` (``linear``: dropout, one linear unit,
 sigmoid, as the seed; ``roberta``: dropout, dense tanh, dropout, linear), the same head
-on shuffled train labels uncorrelated with the true ones (control, after Hewitt & Liang
-2019; scored on the true test labels), a standardised logistic regression (scikit-learn)
+on a control task (after Hewitt & Liang 2019): random labels, balanced within each true class, on
+train and on test, scored against the random test labels, a standardised logistic regression (scikit-learn)
 and the majority class of the train labels. Run: ``python -m embstudy.probe camembert``.
 
 Writes ``artifacts/probe/<model>/``: ``accuracy.csv`` (model, variant, layer, probe, accuracy;
-probe in {head, logreg, shuffled, majority}); ``curves.csv`` (variant, layer, epoch, probe,
+probe in {linear|roberta, logreg, shuffled, majority}); ``curves.csv`` (variant, layer, epoch, probe,
 accuracy; head and shuffled); ``cones.parquet`` (variant, layer, idx, label, domain, cos_first,
 cos_pos, cos_neg: every test [CLS] against the first test review's and the train class
 centroids); ``separation.csv`` (variant, layer, within, between, separation: mean cosine of
@@ -98,7 +98,7 @@ class Heads(nn.Module):
 
 
 def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str = "") -> np.ndarray:
-    """Test accuracy after each epoch (epochs, copies, layers); x (layers, n, hidden), y_train (copies, n)."""
+    """Test accuracy after each epoch (epochs, copies, layers); x (layers, n, hidden), y (copies, n)."""
     torch.manual_seed(cfg.seed)
     model = Heads(len(y_train), len(x_train), x_train.shape[-1], cfg.head, cfg.dropout).to(x_train.device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -116,8 +116,8 @@ def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str 
             optimiser.step()
         model.eval()
         with torch.inference_mode():  # chunks: the roberta head's (copies, layers, n, hidden) is large
-            chunks = torch.arange(len(y_test), device=x_test.device).split(1024)
-            hits = [(model(x_test[:, r]) > 0) == y_test[r].bool() for r in chunks]
+            chunks = torch.arange(y_test.shape[1], device=x_test.device).split(1024)
+            hits = [(model(x_test[:, r]) > 0) == y_test[:, None, r].bool() for r in chunks]
         curves.append(torch.cat(hits, -1).float().mean(-1).cpu().numpy())
     return np.stack(curves)
 
@@ -156,10 +156,12 @@ def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
 def accuracies(variant: str, x: dict, data: dict, layers: list[int], cfg: params.Probe):
     """Tidy accuracy and per-epoch curve rows of one variant; x: {split: (layers, reviews, hidden)}."""
     as_y = lambda y: torch.as_tensor(y, dtype=torch.float32, device=x["train"].device)  # noqa: E731
-    y_fake = as_y(shuffled_labels(data["train_label"], cfg.seed))
     y_train, y_test = as_y(data["train_label"]), as_y(data["test_label"])
-    labels = torch.stack([y_train, y_fake])  # copy 0: the probe, copy 1: its shuffled control
-    curves = train_probes(x["train"], labels, x["test"], y_test, cfg, f"{STAGE} {variant}")
+    # copy 0: the probe; copy 1: its control task (Hewitt & Liang), random labels on train AND test, so
+    # its test accuracy says what fitting labels that carry no information scores here (~chance).
+    labels = torch.stack([y_train, as_y(shuffled_labels(data["train_label"], cfg.seed))])
+    targets = torch.stack([y_test, as_y(shuffled_labels(data["test_label"], cfg.seed + 1))])
+    curves = train_probes(x["train"], labels, x["test"], targets, cfg, f"{STAGE} {variant}")
     majority = float((y_test == float(y_train.mean() >= 0.5)).float().mean())
     acc = {cfg.head: curves[-1, 0], "shuffled": curves[-1, 1], "majority": [majority] * len(layers),
            "logreg": logreg(x["train"].cpu().numpy(), x["test"].cpu().numpy(), data["train_label"],
