@@ -45,3 +45,13 @@ def test_lock_records_every_stage(micro_repo):
     lock = yaml.safe_load((micro_repo / "dvc.lock").read_text())["stages"]
     for stage in ("synth", "prepare", "pretrain@camembert", "finetune@flaubert", "extract@camembert", "probe@flaubert"):
         assert stage in lock
+
+
+def test_book_builds_from_the_pipeline_outputs(micro_repo):
+    done = run(["python", "-m", "embstudy.book", "--preview"], micro_repo, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pages = micro_repo / "_book" / "preview"
+    for page in ("index.html", "report/data.html", "report/raw.html", "report/finetuned.html", "report/cls.html",
+                 "report/methods.html"):
+        assert (pages / page).exists(), page
+    assert "fig-cls-grid" in (pages / "report" / "cls.html").read_text()
