@@ -249,7 +249,7 @@ def main(name: str) -> None:
     p = params.load()
     model = encoders.model_params(p, name)
     logger = log.setup(STAGE, p.profile, name)
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(encoders.n_threads())  # the cores this process may use, as pretrain and finetune
     sources = variant_sources(name, model, p.finetune.epochs)
     tokens = load_from_disk(str(paths.tokens(name)))
     extract(name, sources, tokens, p.extract, paths.extracted(name), logger=logger)
