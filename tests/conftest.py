@@ -27,11 +27,12 @@ MICRO = {
         for name in ("camembert", "flaubert")
     },
     "pretrain": {"steps": 8, "batch_size": 8, "seq_len": 32, "warmup": 2, "heldout": 20, "min_accuracy_ratio": 0.0},
-    "finetune": {"train_size": 60, "test_size": 40, "epochs": 2, "batch_size": 8,
+    "finetune": {"train_size": 60, "test_size": 40, "epochs": 2, "batch_size": 8, "seeds": [1, 2],
                  "max_gap_to_tfidf": 100.0, "max_majority_share": 1.0},
     "extract": {"batch_size": 16, "cos_sentences": 10, "cov_sentences": 12, "erank_sentences": 4,
-                "erank_tokens": 32, "baseline_sentences": 8},
+                "erank_tokens": 32, "baseline_sentences": 8, "cka_sentences": 20},
     "probe": {"epochs": 3},
+    "summary": {"resamples": 100},
 }
 
 

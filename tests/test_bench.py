@@ -8,7 +8,7 @@ from embstudy import bench, bench_report, extract, geometry, params, seed_method
 
 SENTENCES = [[0, 5, 7, 9, 2], [0, 8, 2], [0, 4, 6, 11, 12, 13, 14, 2]]  # 5, 3 and 8 tokens
 CFG = params.Extract(batch_size=2, cos_sentences=3, cov_sentences=3, erank_sentences=3, erank_tokens=16,
-                     baseline_sentences=3, hist_bins=10)
+                     baseline_sentences=3, hist_bins=10, cka_sentences=10)
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +59,20 @@ def test_padding_counts_tokens_of_sorted_batches():
 
 
 def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
-    ran = []
+    ran, stages = [], bench_report.stage_names()  # the real dvc.yaml, matrix and foreach expanded
+    seeds = params.load().finetune.seeds
+    assert f"finetune@flaubert-{seeds[-1]}" in stages and stages.index("control@camembert") < stages.index(
+        "extract@camembert") < stages.index("summary")
+    monkeypatch.setattr(bench_report, "stage_names", lambda: stages)
     monkeypatch.setattr(bench_report, "wall", lambda cmd: ran.append(cmd[-1]) or 2.0)
     monkeypatch.setattr(bench_report.paths, "ROOT", tmp_path)  # no dvc.lock: no-op repro and book skipped
     out = bench_report.pipeline(["camembert", "flaubert"], True, None, bench.timed)
-    assert ran[:4] == ["synth", "prepare", "pretrain@camembert", "pretrain@flaubert"]
-    assert ran[-1] == "probe@flaubert" and out["from_scratch"]["total"] == 2.0 * len(ran) == 24.0
+    assert ran == stages and ran[:4] == ["synth", "prepare", "pretrain@camembert", "pretrain@flaubert"]
+    total = 2.0 * len(ran)
+    assert ran[-1] == "summary" and out["from_scratch"]["total"] == total
     assert "not_current" in out
     carried = bench_report.pipeline(["camembert"], False, out, bench.timed)
-    assert carried["from_scratch"]["carried_over"] and carried["from_scratch"]["total"] == 24.0
+    assert carried["from_scratch"]["carried_over"] and carried["from_scratch"]["total"] == total
     t = dict(median=2.0, min=1.5, max=3.0, runs=3)
     study = {s: t | dict(sentences=5, of=50, extrapolated=s != "erank") for s in ("cos", "cov", "erank")}
     versus = dict(seed=study, seed_total=60.0, extract=t, floor=t, speedup=30.0, ceiling=30.0, max_length=256,
@@ -80,5 +85,5 @@ def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
                            "4x": dict(reviews=8, peak_mb=510.0, before_extract_mb=400.0), "ratio": 1.02},
                    pipeline=carried)
     text = bench_report.markdown(results)
-    assert "extrapolated from 5 of 50" in text and "**30.0x**" in text and "| **24.0**" in text
+    assert "extrapolated from 5 of 50" in text and "**30.0x**" in text and f"| **{total}**" in text
     assert "unknown offline" in text and "not measured" in text

@@ -12,7 +12,7 @@ from transformers import (AutoModelForSequenceClassification, CamembertConfig, C
 from embstudy import extract, geometry, params
 
 CFG = params.Extract(batch_size=4, cos_sentences=6, cov_sentences=8, erank_sentences=4, erank_tokens=12,
-                     baseline_sentences=5, hist_bins=10)
+                     baseline_sentences=5, hist_bins=10, cka_sentences=10)
 VOCAB = 60
 
 
@@ -52,9 +52,30 @@ def tokens(n_test=12, seed=1):
     return DatasetDict(train=split(10, 2), test=test)
 
 
+SEEDS = {"pretrained": None, "epoch-1": 7}  # the fine-tuned run carries its seed into file names and tables
+
+
+def todo(sources: dict) -> list[dict]:
+    return [dict(variant=v, seed=SEEDS[v], source=src, file=f"cls-{v}" + (f"-s{SEEDS[v]}" if SEEDS[v] else "")
+                 + ".npz") for v, src in sources.items()]
+
+
 def run(tmp_path, sources, toks, cfg=CFG, name="out"):
-    extract.extract("tiny", sources, toks, cfg, tmp_path / name, device=torch.device("cpu"))
+    extract.extract("tiny", todo(sources), toks, cfg, tmp_path / name, device=torch.device("cpu"))
     return tmp_path / name
+
+
+def rescaled(states, cfg=CFG):
+    """Naive centred and standardised mean pair cosines per (layer, sentence): moments over the tokens of the
+    first baseline_sentences, cosines of the first cos_sentences."""
+    tokens = torch.cat(states[: cfg.baseline_sentences], 1).double()  # (layers, tokens, hidden)
+    mean, std = tokens.mean(1, keepdim=True), tokens.std(1, unbiased=False, keepdim=True)
+    out = {}
+    for kind, f in (("centred", lambda h: h - mean), ("standardised", lambda h: (h - mean) / std)):
+        out[kind] = np.stack([geometry.intra_sentence_cosines(f(s.double())[:, None].float(),
+                                                              torch.ones(1, s.shape[1]))[0].double().mean(1).numpy()
+                              for s in states[: cfg.cos_sentences]], 1)  # (layers, sentences)
+    return out
 
 
 def single_sentence_states(source, sentences):
@@ -75,6 +96,7 @@ def test_batched_stats_equal_single_sentence_passes(tmp_path, encoders):
         states = single_sentence_states(source, toks["test"]["input_ids"][: CFG.cov_sentences])
         n_layers = states[0].shape[0]
         mine = layers[layers.variant == variant].set_index("layer")
+        assert mine["seed"].isna().all() if SEEDS[variant] is None else (mine["seed"] == SEEDS[variant]).all()
         assert list(mine.index) == list(range(n_layers))
         cos = torch.cat([geometry.intra_sentence_cosines(s[:, None], torch.ones(1, s.shape[1]))[0]
                          for s in states[: CFG.cos_sentences]], 1).double().numpy()  # (layers, pairs)
@@ -99,12 +121,21 @@ def test_batched_stats_equal_single_sentence_passes(tmp_path, encoders):
         for s in states[: CFG.baseline_sentences]:
             parts = geometry.add_parts(parts, geometry.baseline_parts(s[:, None], torch.ones(1, s.shape[1])))
         np.testing.assert_allclose(mine.baseline, geometry.baseline_from_parts(parts), atol=1e-4)
-        with np.load(out / f"cls-{variant}.npz") as npz:
+        naive = rescaled(states)
+        for kind, values in naive.items():
+            stored = rows.pivot(index="layer", columns="sentence", values=f"cos_{kind}").iloc[:, : CFG.cos_sentences]
+            finite = ~np.isnan(values)  # sentence 1 has one token: no pair
+            np.testing.assert_allclose(stored.to_numpy()[finite], values[finite], atol=1e-4)
+            assert np.isnan(stored.to_numpy()[~finite]).all()
+        with np.load(out / todo(encoders)[list(encoders).index(variant)]["file"]) as npz:
             assert npz["train"].dtype == np.float16 and npz["test"].shape == (12, n_layers, 16)
             np.testing.assert_allclose(npz["test"][3], states[3][:, 0], atol=2e-3, rtol=2e-3)
+            assert npz["test_mean"].shape == (CFG.cka_sentences, n_layers, 16)
+            np.testing.assert_allclose(npz["test_mean"][3], states[3].mean(1), atol=2e-3, rtol=2e-3)
             assert npz["test_domain"].tolist() == toks["test"]["domain"]
     meta = json.loads((out / "run.json").read_text())
-    assert meta["variants"] == ["pretrained", "epoch-1"] and meta["hidden_states"] == 3
+    assert [(r["variant"], r["seed"]) for r in meta["runs"]] == [("pretrained", None), ("epoch-1", 7)]
+    assert meta["hidden_states"] == 3
 
 
 def test_fine_tuned_encoder_weights_really_load(tmp_path, encoders):
@@ -153,10 +184,17 @@ def test_empty_review_and_missing_epoch_rejected(tmp_path, monkeypatch):
     toks["train"] = split(3, 0, [4, 0, 2])
     with pytest.raises(SystemExit, match="train review at row 1 is empty"):
         run(tmp_path, {}, toks)
-    monkeypatch.setattr(extract.paths, "finetuned", lambda name: tmp_path / name)
-    (tmp_path / "tiny" / "epoch-1").mkdir(parents=True)
-    (tmp_path / "hub-snapshot").mkdir()  # a local folder stands for a resolved hub checkpoint
+    monkeypatch.setattr(extract.paths, "finetuned", lambda name, seed: tmp_path / name / f"seed-{seed}")
+    monkeypatch.setattr(extract.paths, "control", lambda name: tmp_path / "control" / name)
+    for folder in ("tiny/seed-3/epoch-1", "control/tiny/init", "control/tiny/finetune/epoch-1", "hub-snapshot"):
+        (tmp_path / folder).mkdir(parents=True)  # hub-snapshot stands for a resolved hub checkpoint
     model = params.Model(arch="camembert", checkpoint=str(tmp_path / "hub-snapshot"))
-    assert list(extract.variant_sources("tiny", model, 1)) == ["pretrained", "epoch-1"]
-    with pytest.raises(SystemExit, match="epoch-2 is missing"):
-        extract.variant_sources("tiny", model, 2)
+    ft = params.Finetune(train_size=4, test_size=4, epochs=1, lr=1e-3, warmup=0, batch_size=2, seeds=[3],
+                         max_gap_to_tfidf=5, max_majority_share=0.9)
+    found = [(r["variant"], r["seed"], r["file"]) for r in extract.runs("tiny", model, ft)]
+    assert found == [("pretrained", None, "cls-pretrained.npz"), ("random", None, "cls-random.npz"),
+                     ("epoch-1", 3, "cls-epoch-1-s3.npz"), ("random-epoch-1", 3, "cls-random-epoch-1-s3.npz")]
+    with pytest.raises(SystemExit, match="seed-3/epoch-2 of epoch-2 .seed 3. is missing"):
+        extract.runs("tiny", model, ft.model_copy(update={"epochs": 2}))
+    with pytest.raises(SystemExit, match="seed-4/epoch-1 of epoch-1 .seed 4. is missing"):
+        extract.runs("tiny", model, ft.model_copy(update={"seeds": [3, 4]}))

@@ -117,11 +117,15 @@ def test_pipeline_chart_reads_the_real_dvc_yaml():
     frame = results.pipeline()
     level = frame.drop_duplicates("stage").set_index("stage")["level"]
     assert level["synth"] == 0 and level["prepare"] == 1
+    seeds = results.config().finetune.seeds
     for m in results.models():
-        chain = [level[f"{stage}@{m}"] for stage in ("pretrain", "tokenize", "finetune", "extract", "probe")]
+        chain = [level[s] for s in (f"pretrain@{m}", f"tokenize@{m}", f"finetune@{m}-{seeds[0]}", f"extract@{m}",
+                                    f"probe@{m}")]
         assert chain == sorted(set(chain)), chain
         parents = set(frame.loc[frame["stage"] == f"extract@{m}", "parent"])
-        assert parents == {f"pretrain@{m}", f"tokenize@{m}", f"finetune@{m}"}
+        assert parents == {f"pretrain@{m}", f"tokenize@{m}", f"control@{m}", *(f"finetune@{m}-{s}" for s in seeds)}
+    assert set(frame.loc[frame["stage"] == "summary", "parent"]) == {f"{s}@{m}" for s in ("extract", "probe")
+                                                                      for m in results.models()}
     spec = figures.pipeline(frame).to_dict()
     assert {u["mark"]["type"] for u in layer_specs(spec)} == {"rule", "point", "text"}
 
@@ -191,3 +195,52 @@ def test_callout_names_the_profile():
     text = results.callout()
     assert text.startswith(":::") and text.rstrip().endswith(":::")
     assert results.PROFILES[results.config().profile][1] in text
+
+
+def fake_intervals(variants=("pretrained", "epoch-1", "random", "random-epoch-1"), **extra) -> pd.DataFrame:
+    return pd.DataFrame([dict(model=m, variant=v, layer=layer, mean=0.6, lo=0.55, hi=0.65, seeds=3, **extra)
+                         for m in MODELS for v in variants for layer in range(3)])
+
+
+def test_interval_charts_draw_a_band_from_lo_to_hi_under_the_mean_line():
+    charts = [figures.probe_intervals(fake_intervals(probe="linear")),
+              figures.geometry_intervals(fake_intervals(measure="adjusted")),
+              figures.cka_lines(fake_intervals(variants=("epoch-1", "random-epoch-1")))]
+    for chart in charts:
+        units = layer_specs(chart.to_dict())
+        band = next(u for u in units if u["mark"]["type"] == "area")
+        line = next(u for u in units if u["mark"]["type"] == "line")
+        assert (band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == ("lo", "hi")
+        assert line["encoding"]["y"]["field"] == "mean"
+
+
+def test_control_variants_are_gray_and_the_others_keep_their_colours():
+    scale = figures.variant_color(fake_intervals()).to_dict()["scale"]
+    colours = dict(zip(scale["domain"], scale["range"]))
+    assert scale["domain"] == ["pretrained", "epoch-1", "random", "random-epoch-1"]
+    assert colours["pretrained"] == figures.PALETTE[0] and colours["epoch-1"] == figures.PALETTE[1]
+    assert colours["random"] in figures.GRAYS and colours["random-epoch-1"] in figures.GRAYS
+    assert colours["random"] != colours["random-epoch-1"]
+
+
+def test_correlation_cka_map_and_domain_charts_encode_their_measures():
+    corr = pd.DataFrame(dict(measure=["cosine", "adjusted"], cells=[30, 30], rho=[0.4, -0.1], lo=[0.1, -0.4],
+                             hi=[0.6, 0.2]))
+    units = layer_specs(figures.correlation(corr).to_dict())
+    rule = next(u for u in units if u["mark"]["type"] == "rule" and "x2" in u["encoding"])
+    assert (rule["encoding"]["x"]["field"], rule["encoding"]["x2"]["field"]) == ("lo", "hi")
+    assert rule["encoding"]["x"]["scale"]["domain"] == [-1, 1]
+    cells = pd.DataFrame([dict(model=m, variant="epoch-1", layer_from=i, layer_to=j, cka=1.0 - 0.1 * abs(i - j))
+                          for m in MODELS for i in range(3) for j in range(3)])
+    (heat,) = layer_specs(figures.cka_map(cells).to_dict())
+    assert heat["mark"]["type"] == "rect" and heat["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    domains = fake_intervals(domain="books")
+    units = layer_specs(figures.domain_bars(domains).to_dict())
+    assert {u["mark"]["type"] for u in units} == {"bar", "rule"}
+
+
+def test_compare_reads_intervals_and_the_verdicts_follow():
+    hi, lo = dict(mean=0.8, lo=0.75, hi=0.85), dict(mean=0.6, lo=0.55, hi=0.65)
+    assert results._compare(hi, lo) == "above" and results._compare(lo, hi) == "below"
+    assert results._compare(hi, dict(mean=0.78, lo=0.7, hi=0.8)) == "indistinguishable from"
+    assert results.ci(hi) == "80.0 % [75.0 %, 85.0 %]"

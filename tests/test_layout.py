@@ -17,18 +17,23 @@ def test_each_stage_runs_its_own_module_and_reads_its_own_params():
 
 
 def test_stage_outputs_are_where_paths_says():
-    model = "camembert"
+    model, seed = "camembert", 12345
     expected = {
         "synth": paths.SYNTH_TARBALL.parent,
         "prepare": paths.CORPUS.parent,
         "pretrain": paths.pretrained(model),
         "tokenize": paths.tokens(model),
-        "finetune": paths.finetuned(model),
+        "finetune": paths.finetuned(model, seed),
+        "control": paths.control(model),
         "extract": paths.extracted(model),
+        "probe": paths.probed(model),
+        "summary": paths.summary(),
     }
     for name, folder in expected.items():
         outs = [o if isinstance(o, str) else next(iter(o)) for o in STAGES[name].get("do", STAGES[name])["outs"]]
-        assert outs == [str(folder.relative_to(paths.ROOT)).replace(model, "${key}")], name
+        key = "${item.model}" if "matrix" in STAGES[name] else "${key}"
+        written = str(folder.relative_to(paths.ROOT)).replace(model, key).replace(str(seed), "${item.seed}")
+        assert outs == [written], name
 
 
 def test_demo_source_is_the_synth_stage_output():

@@ -34,8 +34,9 @@ STANDIN = Encoder(layers=12, hidden=32, heads=2, ffn=128, vocab_size=400)  # fla
 CORPUS = Synth(seed=7, labelled_per_class=12, unlabeled_per_domain=4, label_noise=0.08, negation_rate=0.15,
                contrast_rate=0.1)  # 72 train and 72 test reviews: above MICRO's 60 / 40
 SIZES = {key: value for key, value in MICRO.items() if key != "models"}  # the paper's hub ids stay
-STAGES = {"synth", "prepare"} | {f"{s}@{m}" for s in ("pretrain", "tokenize", "finetune", "extract", "probe")
-                                 for m in HUB_IDS}
+SEEDS = MICRO["finetune"]["seeds"]
+STAGES = {"synth", "prepare", "summary"} | {f"{s}@{m}" for s in ("pretrain", "tokenize", "control", "extract", "probe")
+                                            for m in HUB_IDS} | {f"finetune@{m}-{s}" for m in HUB_IDS for s in SEEDS}
 
 
 def cache_snapshot(hf_home: Path, repo_id: str, folder: Path) -> Path:
@@ -141,7 +142,9 @@ def test_every_stage_ran_and_every_output_exists(paper_repo):
     assert (prepared["train"]["reviews"], prepared["test"]["reviews"]) == (served, served)
     for name in HUB_IDS:
         for k in (1, 2):
-            assert (root / "artifacts" / "finetune" / name / f"epoch-{k}" / "config.json").is_file()
+            for seed in SEEDS:
+                assert (root / "artifacts" / "finetune" / name / f"seed-{seed}" / f"epoch-{k}" / "config.json").is_file()
+            assert (root / "artifacts" / "control" / name / "finetune" / f"epoch-{k}" / "config.json").is_file()
         assert json.loads((root / "metrics" / "probe" / f"{name}.json").read_text())
 
 
@@ -158,7 +161,7 @@ def test_pretrain_writes_only_a_note_for_hub_checkpoints(paper_repo):
 def test_later_stages_loaded_the_cached_snapshots(paper_repo, hf_home):
     for name, hub_id in HUB_IDS.items():
         run_json = json.loads((paper_repo[0] / "artifacts" / "extract" / name / "run.json").read_text())
-        source = Path(run_json["checkpoints"]["pretrained"])
+        source = Path(run_json["runs"][0]["source"])  # the pretrained run: the hub snapshot
         assert source.parent.parent.name == "models--" + hub_id.replace("/", "--")
         assert source.is_relative_to(hf_home) and run_json["hidden_states"] == STANDIN.layers + 1
 
@@ -166,7 +169,7 @@ def test_later_stages_loaded_the_cached_snapshots(paper_repo, hf_home):
 def test_book_preview_shows_the_paper_only_comparison(paper_repo):
     preview = paper_repo[0] / "_book" / "preview"
     for page in ("index.html", "report/data.html", "report/raw.html", "report/finetuned.html",
-                 "report/cls.html", "report/methods.html"):
+                 "report/cls.html", "report/beyond.html", "report/methods.html"):
         assert (preview / page).is_file(), page
     cls = (preview / "report" / "cls.html").read_text()
     assert "Against the original study" in cls and 'id="fig-cls-original"' in cls

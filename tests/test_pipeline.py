@@ -9,20 +9,31 @@ STAGE_OUTPUTS = [
     "artifacts/synth/cls-acl10-unprocessed.tar.gz",
     "artifacts/prepare/cls/dataset_dict.json",
     "metrics/prepare.json",
+    "artifacts/summary/correlation.csv",
+    "metrics/summary.json",
 ]
 PER_MODEL = [
     "artifacts/pretrain/{m}/config.json",
     "artifacts/tokenize/{m}/dataset_dict.json",
-    "artifacts/finetune/{m}/epoch-1/config.json",
-    "artifacts/finetune/{m}/epoch-2/config.json",
+    "artifacts/control/{m}/init/config.json",
+    "artifacts/control/{m}/finetune/epoch-2/config.json",
     "metrics/pretrain/{m}.json",
-    "metrics/finetune/{m}.json",
+    "metrics/control/{m}.json",
     "metrics/probe/{m}.json",
+    "artifacts/extract/{m}/cls-random-epoch-2-s1.npz",
+]
+PER_SEED = [  # MICRO's finetune.seeds
+    "artifacts/finetune/{m}/seed-{s}/epoch-1/config.json",
+    "artifacts/finetune/{m}/seed-{s}/epoch-2/config.json",
+    "metrics/finetune/{m}-{s}.json",
+    "artifacts/extract/{m}/cls-epoch-2-s{s}.npz",
 ]
 
 
 def test_every_stage_wrote_its_outputs(micro_repo):
-    expected = STAGE_OUTPUTS + [p.format(m=m) for p in PER_MODEL for m in ("camembert", "flaubert")]
+    models = ("camembert", "flaubert")
+    expected = STAGE_OUTPUTS + [p.format(m=m) for p in PER_MODEL for m in models]
+    expected += [p.format(m=m, s=s) for p in PER_SEED for m in models for s in (1, 2)]
     missing = [p for p in expected if not (micro_repo / p).exists()]
     assert not missing
 
@@ -43,7 +54,8 @@ def test_metrics_show_lists_the_probe_grid(micro_repo):
 
 def test_lock_records_every_stage(micro_repo):
     lock = yaml.safe_load((micro_repo / "dvc.lock").read_text())["stages"]
-    for stage in ("synth", "prepare", "pretrain@camembert", "finetune@flaubert", "extract@camembert", "probe@flaubert"):
+    for stage in ("synth", "prepare", "pretrain@camembert", "finetune@flaubert-2", "control@camembert",
+                  "extract@camembert", "probe@flaubert", "summary"):
         assert stage in lock
 
 
@@ -52,6 +64,7 @@ def test_book_builds_from_the_pipeline_outputs(micro_repo):
     assert done.returncode == 0, done.stderr[-3000:]
     pages = micro_repo / "_book" / "preview"
     for page in ("index.html", "report/data.html", "report/raw.html", "report/finetuned.html", "report/cls.html",
-                 "report/methods.html"):
+                 "report/beyond.html", "report/methods.html"):
         assert (pages / page).exists(), page
     assert "fig-cls-grid" in (pages / "report" / "cls.html").read_text()
+    assert "fig-beyond-correlation" in (pages / "report" / "beyond.html").read_text()

@@ -30,9 +30,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+FILES = {"pretrained": "cls-pretrained.npz", "epoch-1": "cls-epoch-1-s5.npz"}
+
+
 @pytest.fixture
 def extracted(tmp_path):
-    """An extract folder with two variants in its format (run.json + cls-<variant>.npz)."""
+    """An extract folder with two runs in its format (run.json + their npz): pretrained, epoch-1 of seed 5."""
     rng = np.random.default_rng(0)
     folder = tmp_path / "extract"
     folder.mkdir()
@@ -42,8 +45,9 @@ def extracted(tmp_path):
             arrays[split], arrays[f"{split}_label"] = reviews(n, rng)
             arrays[f"{split}_domain"] = rng.choice(["books", "dvd", "music"], n)
             arrays[f"{split}_idx"] = np.arange(n)
-        np.savez(folder / f"cls-{variant}.npz", **arrays)
-    io.write_json(folder / "run.json", {"variants": ["pretrained", "epoch-1"]})
+        np.savez(folder / FILES[variant], **arrays)
+    io.write_json(folder / "run.json", {"runs": [{"variant": "pretrained", "seed": None, "file": FILES["pretrained"]},
+                                                 {"variant": "epoch-1", "seed": 5, "file": FILES["epoch-1"]}]})
     return folder
 
 
@@ -65,12 +69,19 @@ def test_probes_learn_separable_layers_and_controls_stay_at_chance(tmp_path, ext
         assert (abs(acc.loc[(variant, "majority")] - 0.5) < 0.1).all()
     grid = json.loads((out / "m.json").read_text())
     assert set(grid) == {"linear", "logreg", "majority"}
-    assert grid["linear"]["epoch-1"]["layer_2"] == pytest.approx(acc.loc[("epoch-1", "linear"), 2], abs=1e-6)
+    assert grid["linear"]["epoch-1-s5"]["layer_2"] == pytest.approx(acc.loc[("epoch-1", "linear"), 2], abs=1e-6)
     curves = pd.read_csv(out / "probe" / "curves.csv")
     assert len(curves) == 2 * 3 * 2 * CFG.epochs  # variants x layers x (head, shuffled) x epochs
     last = curves[(curves.epoch == CFG.epochs) & (curves.probe == "linear") & (curves.variant == "epoch-1")]
     np.testing.assert_allclose(last.sort_values("layer").accuracy, acc.loc[("epoch-1", "linear")])
-    assert list(pd.read_csv(out / "m-curves.csv").columns) == ["epoch", "accuracy", "variant", "layer"]
+    assert list(pd.read_csv(out / "m-curves.csv").columns) == ["epoch", "accuracy", "variant", "seed", "layer"]
+    seeds = pd.read_csv(out / "probe" / "accuracy.csv").groupby("variant")["seed"].unique()
+    assert np.isnan(seeds["pretrained"]).all() and seeds["epoch-1"].tolist() == [5]
+    predictions = pd.read_parquet(out / "probe" / "predictions.parquet")
+    assert len(predictions) == 2 * 3 * 2 * 200  # runs x layers x (head, logreg) x test reviews
+    scored = predictions.groupby(["variant", "probe", "layer"])["correct"].mean()
+    for (variant, kind, layer), share in scored.items():  # the per-review hits give the stored accuracy
+        assert share == pytest.approx(acc.loc[(variant, kind), layer], abs=1e-6)  # float32 curves
 
 
 def test_cones_and_separation(tmp_path, extracted):
@@ -82,7 +93,7 @@ def test_cones_and_separation(tmp_path, extracted):
     strong = cones[(cones.layer == 2) & (cones.variant == "pretrained")]
     assert (strong.cos_pos > strong.cos_neg).eq(strong.label == 1).mean() > 0.95
     sep = pd.read_csv(out / "probe" / "separation.csv").set_index(["variant", "layer"])
-    with np.load(extracted / "cls-pretrained.npz") as npz:
+    with np.load(extracted / FILES["pretrained"]) as npz:
         x, y = npz["test"][:, 2].astype(np.float64), npz["test_label"]
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     cos, same = unit @ unit.T, y[:, None] == y[None]

@@ -19,7 +19,6 @@ import transformers
 
 from embstudy import paths
 
-STAGES = ("pretrain", "tokenize", "finetune", "extract", "probe")  # per model, after synth and prepare
 
 
 def system() -> dict:
@@ -41,24 +40,28 @@ def wall(cmd: list[str], timeout: int = 1800) -> float:
 
 
 def last_repro(models: list[str]) -> dict:
-    """Each stage's own timer from the last ``dvc repro`` (seconds; None where that output is missing)."""
-    def read(path, key):
-        return json.loads(path.read_text()).get(key) if path.exists() else None
+    """extract's own timer from the last ``dvc repro`` (seconds; None where that output is missing); the other
+    stages keep no timings (their outputs must be identical run to run): ``--pipeline`` times them."""
     out = {}
     for m in models:
-        for stage in ("pretrain", "finetune"):
-            out[f"{stage}@{m}"] = read(paths.metrics(stage, m), "wall_seconds")
         timing = paths.extracted(m) / "timing.json"
         out[f"extract@{m}"] = (round(sum(v["wall_s"] for v in json.loads(timing.read_text()).values()), 1)
                                if timing.exists() else None)
     return out
 
 
+def stage_names() -> list[str]:
+    """Every stage of dvc.yaml, foreach and matrix expanded, in pipeline order (data.dvc's import left out)."""
+    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=paths.ROOT, capture_output=True,
+                            text=True, check=True).stdout.split()
+    return [s for s in listed if not s.endswith(".dvc")]
+
+
 def pipeline(models: list[str], from_scratch: bool, previous: dict | None, timed) -> dict:
     """Stage and pipeline wall times; ``timed`` is bench.timed (median of several runs)."""
     out = dict(last_repro=last_repro(models))
     if from_scratch:
-        stages = ["synth", "prepare", *(f"{s}@{m}" for s in STAGES for m in models)]
+        stages = stage_names()
         times = {s: round(wall(["dvc", "repro", "--force", "--single-item", s]), 1) for s in stages}
         out["from_scratch"] = dict(stages=times, total=round(sum(times.values()), 1),
                                    date=time.strftime("%Y-%m-%d %H:%M"))

@@ -1,30 +1,38 @@
 """Stage ``extract``: per-layer geometry and first-token vectors of every variant of a model.
 
-Reads ``artifacts/tokenize/<model>`` and the variants' encoders: ``pretrained``
-(``encoders.checkpoint``) and ``epoch-k`` for k = 1..``finetune.epochs``
-(``artifacts/finetune/<model>/epoch-k``, the base encoder of a sequence-classification
-checkpoint). One length-sorted, dynamically padded pass per variant over all train and
+Reads ``artifacts/tokenize/<model>`` and the encoders of every run (variant, seed): ``pretrained``
+(``encoders.checkpoint``), ``random`` (``artifacts/control/<model>/init``), ``epoch-k`` for k =
+1..``finetune.epochs`` and every seed of ``finetune.seeds`` (``artifacts/finetune/<model>/seed-<s>/epoch-k``,
+the base encoder of a sequence-classification checkpoint) and ``random-epoch-k`` (the control fine-tuned,
+first seed). One length-sorted, dynamically padded pass per variant over all train and
 test reviews with every hidden state (layers + 1 of them, the embeddings are layer 0);
 statistics of the first test sentences are reduced as the batches stream
 (``embstudy.geometry``). Run: ``python -m embstudy.extract camembert``.
 
-Writes ``artifacts/extract/<model>/``:
+Writes ``artifacts/extract/<model>/`` (every table has ``variant`` and ``seed``, empty for the
+runs that were not fine-tuned):
 
-* ``layers.csv`` — one row per (variant, layer): ``cos_count, cos_mean, cos_std`` (ddof 1),
+* ``layers.csv`` — one row per (variant, seed, layer): ``cos_count, cos_mean, cos_std`` (ddof 1),
   ``cos_min, cos_q05, cos_q25, cos_q50, cos_q75, cos_q95, cos_max``, ``cos_whislo, cos_whishi``
   (box-plot whiskers: furthest cosines within 1.5 IQR of the quartiles), ``baseline`` (mean
   cross-sentence cosine, first ``baseline_sentences``), ``cos_minus_baseline``, ``cov_mean,
   cov_median`` (first ``cov_sentences``), ``erank``, ``erank_tokens``; cosines over all token
-  pairs of the first ``cos_sentences`` test sentences.
+  pairs of the first ``cos_sentences`` test sentences; ``cos_centred_mean`` and
+  ``cos_standardised_mean``: the same pairs after subtracting the layer's mean token vector, and after
+  also dividing each dimension by its standard deviation (both over the baseline sentences' tokens;
+  rogue dimensions inflate raw cosines, Timkey & van Schijndel 2021).
 * ``hist.csv`` — ``variant, layer, bin, lo, hi, count``: ``hist_bins`` equal bins over [-1, 1].
 * ``sentences.csv`` — ``variant, layer, sentence`` (row of the test split), ``idx, tokens,
   cos_mean, cos_var`` (ddof 1, as pandas; NaN below 2 pairs or past ``cos_sentences``),
+  ``cos_centred, cos_standardised`` (mean pair cosine after centring / standardising),
   ``cov_trace`` (NaN for one token or past ``cov_sentences``).
-* ``cls-<variant>.npz`` — ``train``/``test``: float16 (reviews, layers + 1, hidden) first-token
-  vectors; ``train_label, train_domain, train_idx`` and the same for ``test``, in split order.
-* ``run.json`` — model, variants, checkpoints (relative to the repository), hidden states (layers + 1),
-  hidden size, and the ``extract`` params used.
-* ``timing.json`` — per variant wall seconds, tokens, reviews, tokens/s, device (the one
+* ``cls-<variant>[-s<seed>].npz`` — ``train``/``test``: float16 (reviews, layers + 1, hidden)
+  first-token vectors; ``test_mean``: the mean token vector of each of the first ``cka_sentences`` test
+  reviews (for CKA);
+  ``train_label, train_domain, train_idx`` and the same for ``test``, in split order.
+* ``run.json`` — model, ``runs`` (variant, seed, npz file, checkpoint relative to the repository),
+  hidden states (layers + 1), hidden size, and the ``extract`` params used.
+* ``timing.json`` — per run wall seconds, tokens, reviews, tokens/s, device (the one
   non-deterministic file).
 """
 from __future__ import annotations
@@ -57,6 +65,7 @@ class Accumulator:
     def __init__(self, cfg: params.Extract, lengths: list[int], layers: int):
         self.cfg, self.lengths, self.layers = cfg, lengths, layers
         self.cos, self.cov, self.erank, self.parts = {}, {}, {}, None  # keyed by test row
+        self.kept, self.moments = {}, None  # cos sentences' states; token sums over the baseline sentences
         self.needed = max(cfg.cos_sentences, cfg.cov_sentences, cfg.erank_sentences, cfg.baseline_sentences)
         starts = np.cumsum([0, *lengths[: cfg.erank_sentences]])
         # erank stacks the sentences in order and keeps exactly the first erank_tokens tokens
@@ -82,6 +91,8 @@ class Accumulator:
         if len(cos_rows):
             pairs = geometry.intra_sentence_cosines(*cos_batch)
             self.cos.update(zip(cos_rows.tolist(), (c.cpu().numpy() for c in pairs)))
+            for i, r in enumerate(cos_rows.tolist()):  # re-read once the centre and scale are known
+                self.kept[r] = cos_batch[0][:, i, : int(cos_batch[1][i].sum())].cpu()  # (layers, tokens, dim)
         cov_rows, *cov_batch = only(self.cfg.cov_sentences)
         if len(cov_rows):
             traces = geometry.covariance_trace(*cov_batch).cpu().numpy()  # (layers, cov rows)
@@ -89,6 +100,7 @@ class Accumulator:
         base_rows, *base_batch = only(self.cfg.baseline_sentences)
         if len(base_rows):
             self.parts = geometry.add_parts(self.parts, geometry.baseline_parts(*base_batch))
+            self.moments = geometry.add_parts(self.moments, geometry.token_moments(*base_batch))
         for i, r in enumerate(rows.tolist()):
             if self.erank_keep.get(r):
                 self.erank[r] = hidden[:, i, : self.erank_keep[r]].cpu()  # (layers, kept tokens, hidden)
@@ -97,9 +109,12 @@ class Accumulator:
         """layers.csv, hist.csv and sentences.csv rows of one variant."""
         cfg, layer_rows, hist_rows = self.cfg, [], []
         cos = np.concatenate([self.cos[s] for s in range(cfg.cos_sentences)], 1).astype(np.float64)
+        pairs = [self.cos[s].shape[1] for s in range(cfg.cos_sentences)]  # weights: the mean over all pairs
         cov = np.stack([self.cov[s] for s in range(cfg.cov_sentences)], 1)  # (layers, sentences)
         erank = geometry.effective_rank(torch.cat([self.erank[s] for s in sorted(self.erank)], 1))
         baseline = geometry.baseline_from_parts(self.parts).cpu().numpy()
+        per_sentence = self.rescaled_cosines()  # {kind: {sentence: (layers,) mean pair cosine}}
+        rescaled = {k: np.stack([v[s] for s in range(cfg.cos_sentences)], 1) for k, v in per_sentence.items()}
         edges = np.linspace(-1, 1, cfg.hist_bins + 1)
         for layer, v in enumerate(cos):
             q = np.quantile(v, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1])
@@ -108,15 +123,29 @@ class Accumulator:
             layer_rows.append(dict(variant=variant, layer=layer, cos_count=len(v), cos_mean=v.mean(),
                                    cos_std=v.std(ddof=1), **row, cos_whislo=v[v >= q[2] - reach].min(),
                                    cos_whishi=v[v <= q[4] + reach].max(), baseline=baseline[layer],
-                                   cos_minus_baseline=v.mean() - baseline[layer], cov_mean=cov[layer].mean(),
+                                   cos_minus_baseline=v.mean() - baseline[layer],
+                                   **{f"cos_{k}_mean": np.nansum(r[layer] * pairs) / sum(pairs)
+                                      for k, r in rescaled.items()},  # over all pairs, as cos_mean
+                                   cov_mean=cov[layer].mean(),
                                    cov_median=np.median(cov[layer]), erank=float(erank[layer]),
                                    erank_tokens=cfg.erank_tokens))
             counts = np.histogram(np.clip(v, -1, 1), edges)[0]  # clip: float noise past +-1
             hist_rows += [dict(variant=variant, layer=layer, bin=b, lo=edges[b], hi=edges[b + 1], count=c)
                           for b, c in enumerate(counts)]
-        return pd.DataFrame(layer_rows), pd.DataFrame(hist_rows), self.sentences(variant, idx)
+        return pd.DataFrame(layer_rows), pd.DataFrame(hist_rows), self.sentences(variant, idx, per_sentence)
 
-    def sentences(self, variant: str, idx: list[int]) -> pd.DataFrame:
+    def rescaled_cosines(self) -> dict[str, dict[int, np.ndarray]]:
+        """Mean pair cosine per kept sentence and layer after centring, and after standardising, the tokens."""
+        mean, std = geometry.moments_from_parts(self.moments)  # (layers, dim) each
+        out = {"centred": {}, "standardised": {}}
+        for s, h in self.kept.items():  # h: (layers, tokens, dim)
+            centred = h - mean[:, None]
+            for kind, x in (("centred", centred), ("standardised", centred / std[:, None])):
+                pairs = geometry.intra_sentence_cosines(x[:, None], torch.ones(1, h.shape[1]))[0]  # (layers, pairs)
+                out[kind][s] = pairs.double().mean(-1).numpy() if pairs.shape[-1] else np.full(len(h), np.nan)
+        return out
+
+    def sentences(self, variant: str, idx: list[int], per_sentence: dict) -> pd.DataFrame:
         rows, nan = [], np.full(self.layers, np.nan)
         for s in range(max(self.cfg.cos_sentences, self.cfg.cov_sentences)):
             pairs = self.cos.get(s) if s < self.cfg.cos_sentences else None
@@ -124,22 +153,29 @@ class Accumulator:
             mean = pairs.astype(np.float64).mean(1) if n else nan
             var = ((pairs - mean[:, None]) ** 2).sum(1) / (n - 1) if n > 1 else nan  # ddof 1, as pandas
             cov = self.cov[s] if s < self.cfg.cov_sentences else nan
+            rescaled = {f"cos_{k}": v[s] if s in v else nan for k, v in per_sentence.items()}
             rows.append(pd.DataFrame(dict(variant=variant, layer=range(self.layers), sentence=s, idx=idx[s],
-                                          tokens=self.lengths[s], cos_mean=mean, cos_var=var, cov_trace=cov)))
+                                          tokens=self.lengths[s], cos_mean=mean, cos_var=var, **rescaled,
+                                          cov_trace=cov)))
         return pd.concat(rows, ignore_index=True)
 
 
-def variant_sources(name: str, model: params.Model, epochs: int) -> dict[str, str]:
-    """{variant: from_pretrained source}; a missing fine-tuned epoch fails before any work."""
-    sources = {"pretrained": encoders.checkpoint(name, model)}
-    if model.checkpoint is None and not Path(sources["pretrained"]).is_dir():
-        fail(f"{name}: pre-trained checkpoint {sources['pretrained']} is missing (run the pretrain stage)")
-    for k in range(1, epochs + 1):
-        folder = paths.finetuned(name) / f"epoch-{k}"
-        if not folder.is_dir():
-            fail(f"{name}: fine-tuned checkpoint {folder} is missing (finetune.epochs = {epochs})")
-        sources[f"epoch-{k}"] = str(folder)
-    return sources
+def runs(name: str, model: params.Model, ft: params.Finetune) -> list[dict]:
+    """Every encoder to read, as {variant, seed, file, source}; a missing checkpoint fails before any work."""
+    control = paths.control(name)
+    out = [dict(variant="pretrained", seed=None, source=encoders.checkpoint(name, model)),
+           dict(variant="random", seed=None, source=str(control / "init"))]
+    out += [dict(variant=f"epoch-{k}", seed=s, source=str(paths.finetuned(name, s) / f"epoch-{k}"))
+            for s in ft.seeds for k in range(1, ft.epochs + 1)]
+    out += [dict(variant=f"random-epoch-{k}", seed=ft.seeds[0], source=str(control / "finetune" / f"epoch-{k}"))
+            for k in range(1, ft.epochs + 1)]
+    for run in out:
+        local = run["variant"] != "pretrained" or model.checkpoint is None
+        if local and not Path(run["source"]).is_dir():
+            fail(f"{name}: checkpoint {run['source']} of {run['variant']} (seed {run['seed']}) is missing: "
+                 "run the pretrain, finetune and control stages (finetune.epochs and seeds must match)")
+        run["file"] = f"cls-{run['variant']}" + ("" if run["seed"] is None else f"-s{run['seed']}") + ".npz"
+    return out
 
 
 def check_inputs(tokens: DatasetDict, cfg: params.Extract) -> dict[str, list[list[int]]]:
@@ -150,7 +186,7 @@ def check_inputs(tokens: DatasetDict, cfg: params.Extract) -> dict[str, list[lis
         if 0 in ns:
             fail(f"{split} review at row {ns.index(0)} is empty (length 0)")
     n_test = len(lengths["test"])
-    for key in ("cos_sentences", "cov_sentences", "erank_sentences", "baseline_sentences"):
+    for key in ("cos_sentences", "cov_sentences", "erank_sentences", "baseline_sentences", "cka_sentences"):
         if getattr(cfg, key) > n_test:
             fail(f"extract.{key} = {getattr(cfg, key)} exceeds the {n_test} test sentences")
     if all(n < 2 for n in lengths["test"][: cfg.cos_sentences]):
@@ -191,6 +227,13 @@ def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]
     return ids, mask
 
 
+def mean_tokens(states, mask: torch.Tensor, pick: np.ndarray) -> np.ndarray:
+    """(picked rows, layers + 1, hidden) mean of each picked row's real token vectors."""
+    pick = torch.as_tensor(pick, device=mask.device)
+    weight = (mask[pick] / mask[pick].sum(1, keepdim=True))[:, None, :, None]  # (rows, 1, tokens, 1)
+    return (torch.stack([h[pick] for h in states], 1) * weight).sum(2).float().cpu().numpy()
+
+
 @torch.inference_mode()
 def run_variant(model, ids: dict[str, list[list[int]]], cfg: params.Extract, desc: str):
     """First-token vectors {split: (reviews, layers + 1, hidden) float16} and the filled Accumulator."""
@@ -201,6 +244,7 @@ def run_variant(model, ids: dict[str, list[list[int]]], cfg: params.Extract, des
     plan = {split: batches(list(map(len, rows)), cfg.batch_size) for split, rows in ids.items()}
     cls = {split: np.zeros((len(rows), states_n, config.hidden_size), np.float16)
            for split, rows in ids.items()}  # (reviews, layers + 1, hidden)
+    cls["test_mean"] = np.zeros_like(cls["test"][: cfg.cka_sentences])  # mean token vectors, for CKA
     with tqdm(total=sum(map(len, plan.values())), desc=desc, unit="batch") as bar:
         for split, todo in plan.items():
             for rows in todo:
@@ -211,11 +255,13 @@ def run_variant(model, ids: dict[str, list[list[int]]], cfg: params.Extract, des
                 cls[split][rows] = torch.stack([h[:, 0] for h in states], 1).float().cpu().numpy()
                 if split == "test":
                     stats.update(rows, states, mask)
+                    if (keep := rows < cfg.cka_sentences).any():
+                        cls["test_mean"][rows[keep]] = mean_tokens(states, mask, np.flatnonzero(keep))
                 bar.update()
     return cls, stats
 
 
-def extract(name: str, sources: dict[str, str], tokens: DatasetDict, cfg: params.Extract, out: Path,
+def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extract, out: Path,
             device: torch.device | None = None, logger=None) -> None:
     """Everything the stage writes, into ``out`` atomically (see the module docstring)."""
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
@@ -223,22 +269,24 @@ def extract(name: str, sources: dict[str, str], tokens: DatasetDict, cfg: params
     n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = False  # statistics in true float32 (TF32 keeps 10 mantissa bits)
-    where = {v: os.path.relpath(s, paths.ROOT) if Path(s).is_relative_to(paths.ROOT) else s
-             for v, s in sources.items()}  # run.json stays the same in another clone
-    tables, timing, meta = [], {}, {"model": name, "variants": list(sources), "checkpoints": where}
+    listed = [dict(r, source=os.path.relpath(r["source"], paths.ROOT)
+                   if Path(r["source"]).is_relative_to(paths.ROOT) else r["source"])
+              for r in todo]  # run.json stays the same in another clone
+    tables, timing, meta = [], {}, {"model": name, "runs": listed}
+    labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in ("train", "test") for c in ("label", "domain", "idx")}
     with io.atomic_dir(out) as tmp:
-        for variant, source in sources.items():
-            start = time.perf_counter()
-            model = load_encoder(source, device)
-            cls, stats = run_variant(model, ids, cfg, f"{STAGE} {name} {variant}")
-            labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in cls for c in ("label", "domain", "idx")}
-            np.savez(tmp / f"cls-{variant}.npz", **cls, **labels)
-            tables.append(stats.tables(variant, tokens["test"]["idx"]))
+        for run in todo:
+            start, which = time.perf_counter(), run["file"][4:-4]  # e.g. epoch-1-s42
+            model = load_encoder(run["source"], device)
+            cls, stats = run_variant(model, ids, cfg, f"{STAGE} {name} {which}")
+            np.savez(tmp / run["file"], **cls, **labels)
+            tables.append([t.assign(seed=run["seed"]).astype({"seed": "Int64"})
+                           for t in stats.tables(run["variant"], tokens["test"]["idx"])])
             wall = time.perf_counter() - start
-            timing[variant] = dict(wall_s=round(wall, 2), device=str(device), tokens=n_tokens,
-                                   reviews=n_reviews, tokens_per_s=round(n_tokens / wall))
+            timing[which] = dict(wall_s=round(wall, 2), device=str(device), tokens=n_tokens,
+                                 reviews=n_reviews, tokens_per_s=round(n_tokens / wall))
             meta.update(hidden_states=stats.layers, hidden=int(cls["test"].shape[-1]))
-            logger.info("%s: %d hidden states, %.1f s", variant, stats.layers, timing[variant]["wall_s"])
+            logger.info("%s: %d hidden states, %.1f s", which, stats.layers, timing[which]["wall_s"])
         for i, file in enumerate(("layers.csv", "hist.csv", "sentences.csv")):
             pd.concat([t[i] for t in tables]).to_csv(tmp / file, index=False)
         io.write_json(tmp / "run.json", meta | {"extract": cfg.model_dump()})
@@ -250,9 +298,9 @@ def main(name: str) -> None:
     model = encoders.model_params(p, name)
     logger = log.setup(STAGE, p.profile, name)
     torch.set_num_threads(encoders.n_threads())  # the cores this process may use, as pretrain and finetune
-    sources = variant_sources(name, model, p.finetune.epochs)
+    todo = runs(name, model, p.finetune)
     tokens = load_from_disk(str(paths.tokens(name)))
-    extract(name, sources, tokens, p.extract, paths.extracted(name), logger=logger)
+    extract(name, todo, tokens, p.extract, paths.extracted(name), logger=logger)
 
 
 if __name__ == "__main__":

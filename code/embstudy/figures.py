@@ -28,6 +28,7 @@ VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])  # vl-conve
 WIDTH = 560
 VARIANT = "variant:N"
 PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
+GRAYS = ["#bbbbbb", "#999999", "#777777", "#555555", "#333333"]
 CLASSES = alt.Scale(domain=["negative", "positive"], range=["#d62728", "#1f77b4"])
 EMBED = """<div id="{id}" class="embstudy-chart"></div>
 <script>(function () {{
@@ -83,11 +84,18 @@ def variants(df: pd.DataFrame) -> list[str]:
     return results.variant_order(df["variant"])
 
 
+def shade(variant: str) -> str:
+    """pretrained: the palette's first colour, epoch-k its k-th; the random control in grays."""
+    if variant.startswith("random"):
+        return GRAYS[0 if variant == "random" else int(variant.rsplit("-", 1)[-1]) % len(GRAYS)]
+    return PALETTE[0 if variant == "pretrained" else int(variant.rsplit("-", 1)[-1]) % len(PALETTE)]
+
+
 def variant_color(df: pd.DataFrame) -> alt.Color:
-    """The same colour for a variant in every chart: pretrained the palette's first, epoch-k its k-th."""
+    """The same colour for a variant in every chart."""
     order = variants(df)
-    shade = [PALETTE[0 if v == "pretrained" else int(v.rsplit("-", 1)[-1]) % len(PALETTE)] for v in order]
-    return alt.Color(VARIANT, sort=order, scale=alt.Scale(domain=order, range=shade), title="variant")
+    return alt.Color(VARIANT, sort=order, scale=alt.Scale(domain=order, range=[shade(v) for v in order]),
+                     title="variant")
 
 
 def _pick(field: str = "variant"):
@@ -183,7 +191,8 @@ def accuracy_grid(df: pd.DataFrame) -> alt.Chart:
                                 y=alt.Y("row:N", sort=order, title=None))
     cells = base.mark_rect().encode(
         color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="blues"), legend=alt.Legend(format=".0%")),
-        tooltip=["model", "variant", "layer", alt.Tooltip("accuracy:Q", format=".2%")])
+        tooltip=["model", "variant", "layer", *(alt.Tooltip(f"{c}:Q", format=".2%")
+                                                 for c in ("accuracy", "lo", "hi") if c in df)])
     dark = alt.datum.accuracy > df["accuracy"].quantile(0.6)  # white text on the darker cells
     text = base.mark_text(fontSize=12).encode(
         text=alt.Text("accuracy:Q", format=".1%"),
@@ -252,14 +261,17 @@ def grid_comparison(df: pd.DataFrame) -> alt.Chart:
 
 
 def finetune_history(df: pd.DataFrame) -> alt.Chart:
-    """Fine-tuning: test accuracy after each epoch, per model."""
+    """Fine-tuning: test accuracy after each epoch, a line per (start, seed), a panel per model."""
+    starts = list(dict.fromkeys(df["start"]))
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("eval_accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False),
                 title="test accuracy"),
-        color="model:N", tooltip=["model", "epoch", alt.Tooltip("eval_accuracy:Q", format=".2%"),
+        color=alt.Color("start:N", sort=starts, scale=alt.Scale(domain=starts, range=[PALETTE[0], GRAYS[2]]),
+                        title="from"),
+        detail="seed:N", tooltip=["model", "start", "seed", "epoch", alt.Tooltip("eval_accuracy:Q", format=".2%"),
                                   alt.Tooltip("train_loss:Q", format=".3f")],
-    ).properties(width=300, height=180)
+    ).properties(width=260, height=180).facet(column=alt.Column("model:N", title=None))
 
 
 def pipeline(df: pd.DataFrame) -> alt.Chart:
@@ -270,7 +282,9 @@ def pipeline(df: pd.DataFrame) -> alt.Chart:
     nodes = alt.Chart(df.drop_duplicates("stage")).encode(x="level:Q", y="row:Q", tooltip=["stage"])
     boxes = nodes.mark_point(shape="square", size=1500, filled=True, color="#e8eef9", opacity=1)
     names = nodes.mark_text(fontSize=10, lineBreak="@").encode(text="stage")  # "extract@camembert": two lines
-    return (edges + boxes + names).properties(width=WIDTH, height=120).configure_view(stroke=None)
+    tallest = df.drop_duplicates("stage").groupby("level").size().max()  # stages side by side in one level
+    return (edges + boxes + names).properties(width=WIDTH, height=max(120, 34 * tallest)).configure_view(
+        stroke=None)
 
 
 def corpus_counts(df: pd.DataFrame) -> alt.Chart:
@@ -290,3 +304,73 @@ def lengths(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y("sum(reviews):Q", title="reviews"), color="domain:N",
         tooltip=["split", "domain", "words_from", "words_to", "reviews"],
     ).properties(width=260, height=160).facet(column=alt.Column("split:N", title=None, sort="descending"))
+
+
+def _band(df: pd.DataFrame, y: str, title: str, fmt: str, **encode) -> alt.LayerChart:
+    """Mean by layer, a line per variant, and its interval as a band (lo, hi); click the legend to pick."""
+    pick = _pick()
+    base = alt.Chart().encode(x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)), color=variant_color(df),
+                              **encode)
+    tips = ["model:N", "variant:N", "layer:O", alt.Tooltip("mean:Q", format=fmt, title=y),
+            alt.Tooltip("lo:Q", format=fmt), alt.Tooltip("hi:Q", format=fmt), "seeds:Q"]
+    band = base.mark_area(opacity=0.18).encode(y="lo:Q", y2="hi:Q", opacity=_fade(pick, 0.02))
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("mean:Q", title=title, scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt[:-1] or None)),
+        opacity=_fade(pick), tooltip=tips).add_params(pick)
+    return alt.layer(band, line, data=df)
+
+
+def probe_intervals(df: pd.DataFrame) -> alt.Chart:
+    """Probe accuracy by layer with its interval, a line per variant (control in grays), a panel per model
+    and probe."""
+    return _band(df, "accuracy", "test accuracy", ".1%").properties(width=250, height=170).facet(
+        row=alt.Row("probe:N", title=None), column=alt.Column("model:N", title=None))
+
+
+def geometry_intervals(df: pd.DataFrame) -> alt.Chart:
+    """Cosine measures by layer with intervals: a row per measure, a column per model."""
+    return _band(df, "value", None, ".3f").properties(width=250, height=140).facet(
+        row=alt.Row("measure:N", title=None, sort=list(dict.fromkeys(df["measure"]))),
+        column=alt.Column("model:N", title=None)).resolve_scale(y="independent")
+
+
+def cka_lines(df: pd.DataFrame) -> alt.Chart:
+    """Same-layer linear CKA of each fine-tuned epoch with its start, with intervals, per model."""
+    chart = _band(df, "CKA", "linear CKA with the start", ".3f")
+    return chart.properties(width=250, height=170).facet(column=alt.Column("model:N", title=None))
+
+
+def cka_map(df: pd.DataFrame) -> alt.Chart:
+    """Layer-by-layer CKA heat maps (start's layer x fine-tuned layer), a panel per model and variant."""
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("layer_to:O", title="fine-tuned layer", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("layer_from:O", title="start's layer", sort="descending"),
+        color=alt.Color("cka:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="CKA"),
+        tooltip=["model", "variant", "layer_from", "layer_to", alt.Tooltip("cka:Q", format=".3f")],
+    ).properties(width=120, height=120).facet(row=alt.Row("model:N", title=None),
+                                              column=alt.Column(VARIANT, sort=variants(df), title=None))
+
+
+def domain_bars(df: pd.DataFrame) -> alt.Chart:
+    """Accuracy per domain with interval ticks, bars per variant, a panel per model."""
+    base = alt.Chart().encode(x=alt.X("domain:N", title=None, axis=alt.Axis(labelAngle=0)),
+                              xOffset=alt.XOffset(VARIANT, sort=variants(df)), color=variant_color(df))
+    bars = base.mark_bar().encode(
+        y=alt.Y("mean:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        tooltip=["model", "variant", "domain", "layer", alt.Tooltip("mean:Q", format=".1%"),
+                 alt.Tooltip("lo:Q", format=".1%"), alt.Tooltip("hi:Q", format=".1%")])
+    ticks = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
+    return alt.layer(bars, ticks, data=df).properties(width=260, height=170).facet(
+        column=alt.Column("model:N", title=None))
+
+
+def correlation(df: pd.DataFrame) -> alt.Chart:
+    """The study's question as a number: Spearman rho of each cosine measure with probe accuracy, with interval."""
+    base = alt.Chart(df).encode(y=alt.Y("measure:N", sort=list(df["measure"]), title="cosine measure"))
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", scale=alt.Scale(domain=[-1, 1]), title="Spearman rho"),
+                                   x2="hi:Q")
+    dots = base.mark_point(filled=True, size=70).encode(
+        x="rho:Q", tooltip=["measure", "cells", alt.Tooltip("rho:Q", format=".3f"),
+                            alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f")])
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="gray", strokeDash=[2, 2]).encode(x="x:Q")
+    return (rule + dots + zero).properties(width=WIDTH - 100, height=25 * len(df))

@@ -79,7 +79,7 @@ def scores(eval_pred) -> dict:
             "majority_share": np.bincount(preds, minlength=2).max() / len(preds)}
 
 
-def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, out: Path) -> list[dict]:
+def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, seed: int, out: Path) -> list[dict]:
     """Trainer with per-epoch evaluation and checkpoints; returns one row per epoch."""
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -89,7 +89,7 @@ def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, 
             per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=4 * cfg.batch_size,
             train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
             eval_strategy="epoch", logging_strategy="epoch", save_strategy="no", report_to="none",
-            seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda)
+            seed=seed, data_seed=seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=test_ds,
                           processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
                           compute_metrics=scores, callbacks=[EpochSaver(out, tokenizer)])
@@ -117,15 +117,16 @@ def check_gates(name: str, epochs: list[dict], tfidf: float, cfg: Finetune) -> l
     return collapsed
 
 
-def run(name: str, source: str, cfg: Finetune, tokens: DatasetDict, corpus: DatasetDict,
-        out_dir: Path, metrics_path: Path, history_path: Path) -> dict:
-    """Fine-tune ``source`` for ``name``, write per-epoch checkpoints and metrics; returns the metrics."""
+def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, corpus: DatasetDict,
+        out_dir: Path, metrics_path: Path, history_path: Path, gates: bool = True) -> dict:
+    """Fine-tune ``source`` for ``name`` with ``seed``, write per-epoch checkpoints and metrics; returns the
+    metrics. ``gates=False`` (the random-init control, a floor that may fail them) only logs a collapse."""
     start = time.perf_counter()
     torch.set_num_threads(encoders.n_threads())
     data = subsets(tokens, corpus, cfg)
     (train_ds, train_texts), (test_ds, test_texts) = data["train"], data["test"]
     tfidf = tfidf_accuracy(train_texts, train_ds["label"], test_texts, test_ds["label"])
-    set_seed(cfg.seed)  # the fresh classification head is drawn in from_pretrained
+    set_seed(seed)  # the fresh classification head is drawn in from_pretrained
     model, tokenizer = encoders.load_classifier(source, num_labels=2)
     top = max(max(ids) for ds in (train_ds, test_ds) for ids in ds["input_ids"])
     if top >= model.config.vocab_size:
@@ -134,8 +135,9 @@ def run(name: str, source: str, cfg: Finetune, tokens: DatasetDict, corpus: Data
             f"tokens were made with another tokenizer than {source}'s (rerun tokenize)")
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch only rank 0 writes
     with io.atomic_dir(out_dir) if writer else tempfile.TemporaryDirectory() as tmp:
-        epochs = train(model, tokenizer, train_ds, test_ds, cfg, Path(tmp))
-        early = check_gates(name, epochs, tfidf, cfg)
+        epochs = train(model, tokenizer, train_ds, test_ds, cfg, seed, Path(tmp))
+        early = check_gates(name, epochs, tfidf, cfg) if gates else [
+            e["epoch"] for e in epochs if e["majority_share"] > cfg.max_majority_share]
     if not writer:
         return {}
     if early:
@@ -145,24 +147,26 @@ def run(name: str, source: str, cfg: Finetune, tokens: DatasetDict, corpus: Data
     metrics = {"epochs": epochs, "accuracy": final["eval_accuracy"], "f1": final["eval_f1"],
                "majority_share": final["majority_share"], "tfidf_accuracy": tfidf,
                "early_collapsed_epochs": early, "train_size": cfg.train_size, "test_size": cfg.test_size,
-               "wall_seconds": round(time.perf_counter() - start, 1)}
+               "seed": seed}
     io.write_json(metrics_path, metrics)
     rows = "".join(f"{e['epoch']},{e['train_loss']:.6g},{e['eval_accuracy']:.6g},{e['eval_f1']:.6g}\n"
                    for e in epochs)
     io.atomic_write(history_path, ("epoch,train_loss,eval_accuracy,eval_f1\n" + rows).encode())
-    logger.info("%s: accuracy per epoch %s, TF-IDF %.3f, %.0f s", name,
-                [round(e["eval_accuracy"], 3) for e in epochs], tfidf, metrics["wall_seconds"])
+    logger.info("%s seed %d: accuracy per epoch %s, TF-IDF %.3f, %.0f s", name, seed,
+                [round(e["eval_accuracy"], 3) for e in epochs], tfidf, time.perf_counter() - start)
     return metrics
 
 
-def main(name: str) -> None:
+def main(name: str, seed: int) -> None:
     p = params.load()
-    log.setup("finetune", p.profile, name)
+    log.setup("finetune", p.profile, f"{name} seed {seed}")
+    if seed not in p.finetune.seeds:
+        raise encoders.EncoderError(f"finetune: seed {seed} is not in finetune.seeds {p.finetune.seeds}")
     source = encoders.checkpoint(name, encoders.model_params(p, name))
-    run(name, source, p.finetune, load_from_disk(str(paths.tokens(name))), load_from_disk(str(paths.CORPUS)),
-        paths.finetuned(name), paths.metrics("finetune", name),
-        paths.metrics("finetune", name, "-history.csv"))
+    run(name, source, p.finetune, seed, load_from_disk(str(paths.tokens(name))),
+        load_from_disk(str(paths.CORPUS)), paths.finetuned(name, seed), paths.metrics("finetune", f"{name}-{seed}"),
+        paths.metrics("finetune", f"{name}-{seed}", "-history.csv"))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]))

@@ -12,7 +12,9 @@ Torch tensors or numpy arrays are accepted; everything is computed in float32
   an all-zero one), batched over leading axes;
 * :func:`anisotropy_baseline` — mean cosine between tokens of *different* sentences
   (Ethayarajh 2019), exact in O(tokens x dim); :func:`baseline_parts` /
-  :func:`baseline_from_parts` (summed with :func:`add_parts`) compute it batch by batch.
+  :func:`baseline_from_parts` (summed with :func:`add_parts`) compute it batch by batch;
+* :func:`token_moments` / :func:`moments_from_parts` — per-dimension mean and standard deviation of
+  the tokens, batch by batch, to centre or standardise before cosines (Timkey & van Schijndel 2021).
 
 A zero vector has cosine 0 with everything (``F.normalize``'s epsilon), where a
 naive ``dot / (norm * norm)`` would give NaN.
@@ -87,6 +89,26 @@ def baseline_from_parts(parts) -> torch.Tensor:
 def add_parts(a, b):
     """Sum of two :func:`baseline_parts` results (``a`` may be None)."""
     return b if a is None else tuple(x + y for x, y in zip(a, b))
+
+
+def token_moments(hidden, mask) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Additive sums over real tokens: sum (..., dim), sum of squares (..., dim) in float64, token count.
+    Squares are taken in float64 (one leading slice at a time, to bound memory): float32 squares lose the
+    digits that ``squares / n - mean**2`` needs."""
+    weight = _tensor(mask, torch.float64)[..., None]  # (batch, tokens, 1)
+    hidden = torch.where(weight > 0, _tensor(hidden), 0.0)
+    flat = hidden.reshape(-1, *hidden.shape[-3:])  # (leading, batch, tokens, dim)
+    squares = torch.stack([h.double().square().sum((0, 1)) for h in flat]).reshape(*hidden.shape[:-3], -1)
+    return hidden.sum((-3, -2), dtype=torch.float64), squares, float(weight.sum())
+
+
+def moments_from_parts(parts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 mean and standard deviation (ddof 0). A constant dimension (std below 1e-6 of its mean's size,
+    the cancellation noise of ``squares / n - mean**2``) gets 1: centred, it stays 0."""
+    total, squares, n = parts
+    mean = total / n
+    std = (squares / n - mean**2).clamp_min(0).sqrt()
+    return mean.float(), torch.where(std > 1e-6 * mean.abs(), std, 1.0).float()
 
 
 def anisotropy_baseline(hidden, mask) -> torch.Tensor:

@@ -80,9 +80,13 @@ class Finetune(Strict):
     lr: float = Field(gt=0, lt=1)
     warmup: float = Field(ge=0, lt=1)  # fraction of the training steps
     batch_size: int = Field(gt=0)
-    seed: int
+    seeds: list[int] = Field(min_length=1)  # one fine-tuning run per seed (dvc.yaml's matrix)
     max_gap_to_tfidf: float = Field(ge=0, le=100)
     max_majority_share: float = Field(gt=0.5, le=1)
+
+
+class Control(Strict):
+    seed: int  # weight init of the randomly initialised encoder
 
 
 class Extract(Strict):
@@ -93,6 +97,7 @@ class Extract(Strict):
     erank_tokens: int = Field(ge=2)
     baseline_sentences: int = Field(ge=2)
     hist_bins: int = Field(ge=2)
+    cka_sentences: int = Field(ge=10)  # first test reviews whose mean token vectors are kept for CKA
 
 
 class Probe(Strict):
@@ -105,6 +110,12 @@ class Probe(Strict):
     seed: int
 
 
+class Summary(Strict):
+    resamples: int = Field(ge=100)  # bootstrap resamples per interval
+    level: float = Field(gt=0.5, lt=1)  # confidence level of every interval
+    seed: int
+
+
 class Params(Strict):
     profile: Literal["demo", "paper"]
     data: Data
@@ -113,8 +124,10 @@ class Params(Strict):
     models: dict[str, Model] = Field(min_length=1)
     pretrain: Pretrain
     finetune: Finetune
+    control: Control
     extract: Extract
     probe: Probe
+    summary: Summary
 
 
 def _describe(err: ValidationError) -> str:
@@ -135,6 +148,8 @@ def load(path: Path = paths.PARAMS) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(f"{path}: invalid params: {_describe(e)}") from None
+    if len(set(params.finetune.seeds)) < len(params.finetune.seeds):
+        raise ParamsError(f"{path}: invalid params: finetune.seeds: repeated seed in {params.finetune.seeds}")
     missing = [n for n, m in params.models.items() if m.checkpoint is None and m.encoder is None]
     if missing:
         raise ParamsError(f"{path}: invalid params: models.{missing[0]}: needs a checkpoint or an encoder spec to pre-train")

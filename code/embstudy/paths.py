@@ -26,9 +26,17 @@ def tokens(model: str) -> Path:
     return ARTIFACTS / "tokenize" / model
 
 
-def finetuned(model: str) -> Path:
-    """Folder holding one checkpoint per kept epoch: ``epoch-1/``, ``epoch-2/``..."""
-    return ARTIFACTS / "finetune" / model
+def finetuned(model: str, seed: int | None = None) -> Path:
+    """Folder of one fine-tuning run (seed): a checkpoint per kept epoch, ``epoch-1/``, ``epoch-2/``...
+    Without ``seed``: the model's folder holding every seed's ``seed-<s>/``."""
+    folder = ARTIFACTS / "finetune" / model
+    return folder if seed is None else folder / f"seed-{seed}"
+
+
+def control(model: str) -> Path:
+    """The control encoder of ``model``: ``init/`` (random weights, the model's tokenizer) and
+    ``finetune/epoch-k/`` (that encoder fine-tuned like the others)."""
+    return ARTIFACTS / "control" / model
 
 
 def extracted(model: str) -> Path:
@@ -39,6 +47,11 @@ def extracted(model: str) -> Path:
 def probed(model: str) -> Path:
     """Probe accuracies, per-epoch curves, class cones and separation of ``model``."""
     return ARTIFACTS / "probe" / model
+
+
+def summary() -> Path:
+    """Intervals, CKA and correlations over every model, seed and variant (the summary stage)."""
+    return ARTIFACTS / "summary"
 
 
 def metrics(stage: str, model: str, suffix: str = ".json") -> Path:

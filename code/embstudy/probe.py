@@ -1,7 +1,7 @@
 """Stage ``probe``: the seed's [CLS] study — probes per variant and layer, controls, class cones.
 
-Reads ``artifacts/extract/<model>/`` (``run.json`` and ``cls-<variant>.npz``: float16
-first-token vectors (reviews, layers + 1, hidden) with labels). For every variant, all
+Reads ``artifacts/extract/<model>/`` (``run.json`` and its runs' ``cls-*.npz``: float16
+first-token vectors (reviews, layers + 1, hidden) with labels). For every run (variant, seed), all
 layers in ``probe.layers`` are probed at once: each probe is trained on the train
 vectors and scored on the test vectors after every epoch (the last epoch's accuracy is
 the result, as the seed). Probes: ``probe.head`` (``linear``: dropout, one linear unit,
@@ -10,9 +10,12 @@ on a control task (after Hewitt & Liang 2019): random labels, balanced within ea
 train and on test, scored against the random test labels, a standardised logistic regression (scikit-learn)
 and the majority class of the train labels. Run: ``python -m embstudy.probe camembert``.
 
-Writes ``artifacts/probe/<model>/``: ``accuracy.csv`` (model, variant, layer, probe, accuracy;
+Writes ``artifacts/probe/<model>/`` (every table has ``variant`` and ``seed``, empty for runs not
+fine-tuned): ``accuracy.csv`` (model, variant, layer, probe, accuracy;
 probe in {linear|roberta, logreg, shuffled, majority}); ``curves.csv`` (variant, layer, epoch, probe,
-accuracy; head and shuffled); ``cones.parquet`` (variant, layer, idx, label, domain, cos_first,
+accuracy; head and shuffled); ``predictions.parquet`` (variant, layer, probe, row, domain, correct: each
+test review scored by the head's last epoch and by logreg, for per-domain scores and bootstrap intervals);
+``cones.parquet`` (variant, layer, idx, label, domain, cos_first,
 cos_pos, cos_neg: every test [CLS] against the first test review's and the train class
 centroids); ``separation.csv`` (variant, layer, within, between, separation: mean cosine of
 test [CLS] pairs within a class, across classes, and their difference). Also
@@ -45,17 +48,16 @@ def fail(message: str):
     raise SystemExit(f"{STAGE}: {message}")
 
 
-def load_cls(folder: Path) -> dict[str, dict[str, np.ndarray]]:
-    """{variant: arrays of cls-<variant>.npz}, in extract's variant order."""
+def load_cls(folder: Path) -> list[tuple[dict, dict[str, np.ndarray]]]:
+    """[(run: variant, seed, file; arrays of its npz)], in extract's run order."""
     if not (folder / "run.json").is_file():
         fail(f"{folder / 'run.json'} is missing: run the extract stage first")
-    variants = json.loads((folder / "run.json").read_text())["variants"]
-    out = {}
-    for v in variants:
-        with np.load(folder / f"cls-{v}.npz") as npz:
-            out[v] = dict(npz)
-        if not set(np.unique(out[v]["train_label"])) == {0, 1}:
-            fail(f"{folder}/cls-{v}.npz: train labels must hold both classes 0 and 1")
+    out = []
+    for run in json.loads((folder / "run.json").read_text())["runs"]:
+        with np.load(folder / run["file"]) as npz:
+            out.append((run, dict(npz)))
+        if not set(np.unique(out[-1][1]["train_label"])) == {0, 1}:
+            fail(f"{folder}/{run['file']}: train labels must hold both classes 0 and 1")
     return out
 
 
@@ -97,8 +99,9 @@ class Heads(nn.Module):
         return torch.einsum("clbh,clh->clb", x, self.weight) + self.bias
 
 
-def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str = "") -> np.ndarray:
-    """Test accuracy after each epoch (epochs, copies, layers); x (layers, n, hidden), y (copies, n)."""
+def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str = ""):
+    """Test accuracy after each epoch (epochs, copies, layers) and the last epoch's hits (copies, layers, n);
+    x (layers, n, hidden), y (copies, n)."""
     torch.manual_seed(cfg.seed)
     model = Heads(len(y_train), len(x_train), x_train.shape[-1], cfg.head, cfg.dropout).to(x_train.device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -117,15 +120,16 @@ def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str 
         model.eval()
         with torch.inference_mode():  # chunks: the roberta head's (copies, layers, n, hidden) is large
             chunks = torch.arange(y_test.shape[1], device=x_test.device).split(1024)
-            hits = [(model(x_test[:, r]) > 0) == y_test[:, None, r].bool() for r in chunks]
-        curves.append(torch.cat(hits, -1).float().mean(-1).cpu().numpy())
-    return np.stack(curves)
+            hits = torch.cat([(model(x_test[:, r]) > 0) == y_test[:, None, r].bool() for r in chunks], -1)
+        curves.append(hits.float().mean(-1).cpu().numpy())
+    return np.stack(curves), hits.cpu().numpy()
 
 
-def logreg(x_train: np.ndarray, x_test: np.ndarray, y_train, y_test) -> list[float]:
-    """Standardised logistic regression per layer (lbfgs: deterministic); x (layers, n, hidden)."""
+def logreg(x_train: np.ndarray, x_test: np.ndarray, y_train, y_test) -> np.ndarray:
+    """Hits (layers, n) of a standardised logistic regression per layer (lbfgs: deterministic); x (layers, n,
+    hidden)."""
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return [float(model.fit(a, y_train).score(b, y_test)) for a, b in zip(x_train, x_test)]
+    return np.stack([model.fit(a, y_train).predict(b) == y_test for a, b in zip(x_train, x_test)])
 
 
 def cones(train, test, train_y, test_y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,17 +165,23 @@ def accuracies(variant: str, x: dict, data: dict, layers: list[int], cfg: params
     # its test accuracy says what fitting labels that carry no information scores here (~chance).
     labels = torch.stack([y_train, as_y(shuffled_labels(data["train_label"], cfg.seed))])
     targets = torch.stack([y_test, as_y(shuffled_labels(data["test_label"], cfg.seed + 1))])
-    curves = train_probes(x["train"], labels, x["test"], targets, cfg, f"{STAGE} {variant}")
+    curves, hits = train_probes(x["train"], labels, x["test"], targets, cfg, f"{STAGE} {variant}")
     majority = float((y_test == float(y_train.mean() >= 0.5)).float().mean())
+    scored = {cfg.head: hits[0], "logreg": logreg(x["train"].cpu().numpy(), x["test"].cpu().numpy(),
+                                                  data["train_label"], data["test_label"])}  # (layers, n)
     acc = {cfg.head: curves[-1, 0], "shuffled": curves[-1, 1], "majority": [majority] * len(layers),
-           "logreg": logreg(x["train"].cpu().numpy(), x["test"].cpu().numpy(), data["train_label"],
-                            data["test_label"])}
+           "logreg": scored["logreg"].mean(-1)}
     table = pd.DataFrame([dict(variant=variant, layer=k, probe=p, accuracy=float(a[i]))
                           for p, a in acc.items() for i, k in enumerate(layers)])
     epoch, kind, layer = (a.ravel() for a in np.indices(curves.shape))  # curves' own axes
     curve = pd.DataFrame(dict(variant=variant, layer=np.asarray(layers)[layer], epoch=epoch + 1,
                               probe=np.array([cfg.head, "shuffled"])[kind], accuracy=curves.ravel()))
-    return table, curve
+    n = len(data["test_label"])
+    predictions = pd.concat([pd.DataFrame(dict(variant=variant, layer=np.repeat(layers, n), probe=name,
+                                               row=np.tile(np.arange(n), len(layers)),
+                                               domain=np.tile(data["test_domain"], len(layers)),
+                                               correct=h.ravel())) for name, h in scored.items()])
+    return table, curve, predictions
 
 
 def cone_tables(variant: str, x: dict, data: dict, layers: list[int]):
@@ -188,7 +198,7 @@ def cone_tables(variant: str, x: dict, data: dict, layers: list[int]):
 
 
 def probe_variant(variant: str, data: dict, layers: list[int], cfg: params.Probe, device: str = "cpu"):
-    """accuracy, curves, cones and separation rows of one variant (``data``: a cls-<variant>.npz)."""
+    """accuracy, curves, predictions, cones and separation rows of one run (``data``: its npz)."""
     x = {s: torch.from_numpy(data[s][:, layers].astype(np.float32)).transpose(0, 1).contiguous().to(device)
          for s in ("train", "test")}  # (layers, reviews, hidden)
     return *accuracies(variant, x, data, layers, cfg), *cone_tables(variant, x, data, layers)
@@ -199,13 +209,15 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     """Every output of the stage for ``name`` from extract's ``folder`` (see the module docstring)."""
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
     data = load_cls(folder)
-    layers = check_layers(cfg.layers, next(iter(data.values()))["test"].shape[1])
+    layers = check_layers(cfg.layers, data[0][1]["test"].shape[1])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    parts = [probe_variant(v, d, layers, cfg, device) for v, d in data.items()]
-    accuracy, curves, cones_, separation = (pd.concat(p, ignore_index=True) for p in zip(*parts))
+    parts = [[t.assign(seed=run["seed"]).astype({"seed": "Int64"})
+              for t in probe_variant(run["variant"], d, layers, cfg, device)] for run, d in data]
+    accuracy, curves, predictions, cones_, separation = (pd.concat(p, ignore_index=True) for p in zip(*parts))
     accuracy.insert(0, "model", name)
+    key = accuracy["variant"] + accuracy["seed"].map(lambda s: "" if pd.isna(s) else f"-s{s}")
     grid = {p: {v: {f"layer_{r.layer}": round(r.accuracy, 6) for r in g.itertuples()}
-                for v, g in accuracy[accuracy.probe == p].groupby("variant", sort=False)}
+                for v, g in accuracy[accuracy.probe == p].groupby(key[accuracy.probe == p], sort=False)}
             for p in (cfg.head, "logreg")}
     grid["majority"] = round(float(accuracy[accuracy.probe == "majority"].accuracy.iloc[0]), 6)
     for v, by_layer in grid[cfg.head].items():
@@ -213,10 +225,11 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     with io.atomic_dir(out) as tmp:
         accuracy.to_csv(tmp / "accuracy.csv", index=False)
         curves.to_csv(tmp / "curves.csv", index=False)
+        predictions.to_parquet(tmp / "predictions.parquet", index=False)
         cones_.to_parquet(tmp / "cones.parquet", index=False)
         separation.to_csv(tmp / "separation.csv", index=False)
         io.write_json(metrics_json, grid)
-        main_curves = curves[curves.probe == cfg.head][["epoch", "accuracy", "variant", "layer"]]
+        main_curves = curves[curves.probe == cfg.head][["epoch", "accuracy", "variant", "seed", "layer"]]
         io.atomic_write(metrics_curves, main_curves.to_csv(index=False).encode())
 
 

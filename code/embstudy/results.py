@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import platform
 import re
@@ -58,11 +59,23 @@ def num(x: float, digits: int = 2) -> str:
 
 
 def variant_order(names) -> list[str]:
-    """Variants in study order: pretrained first, then epoch-1, epoch-2..."""
+    """Variants in study order: pretrained, epoch-1, epoch-2..., then the control: random, random-epoch-1..."""
     def key(v: str) -> tuple:
-        return v != "pretrained", int(v.rsplit("-", 1)[-1]) if v[-1].isdigit() else 0
+        return v.startswith("random"), v not in ("pretrained", "random"), int(v.rsplit("-", 1)[-1]) \
+            if v[-1].isdigit() else 0
 
     return sorted(set(names), key=key)
+
+
+def first_seed() -> int:
+    return config().finetune.seeds[0]
+
+
+def seed_note() -> str:
+    """What a chart of single runs shows, for its caption."""
+    seeds = config().finetune.seeds
+    return (f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}; every seed, with intervals, in "
+                                               "@sec-beyond" if len(seeds) > 1 else ""))
 
 
 def relative(path: Path | str) -> str:
@@ -109,7 +122,11 @@ def _per_model(name: str, what: str, folder=paths.extracted) -> pd.DataFrame:
 
 
 def _only(frame: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
-    return frame[frame["variant"].isin(variants)].reset_index(drop=True) if variants else frame
+    """The runs the first chapters show: ``variants`` (default: all but the control), first seed only."""
+    if "seed" in frame:
+        frame = frame[frame["seed"].isna() | (frame["seed"] == first_seed())]
+    keep = frame["variant"].isin(variants) if variants else ~frame["variant"].str.startswith("random")
+    return frame[keep].reset_index(drop=True)
 
 
 def extract_files(name: str) -> list[Path]:
@@ -191,17 +208,27 @@ def pipeline() -> pd.DataFrame:
     """The DVC stages of ``dvc.yaml`` (foreach expanded): a row per (stage, parent) with DAG coordinates."""
     spec, p = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text()), yaml.safe_load(paths.PARAMS.read_text())
 
-    def fill(text: str, key: str | None) -> str:  # ${key} and ${a.b} from params, as DVC templates them
-        text = text.replace("${key}", key or "")
-        return re.sub(r"\$\{([\w.]+)\}", lambda m: str(functools.reduce(dict.get, m[1].split("."), p)), text)
+    def lookup(ref: str):  # "${a.b}" -> params a.b
+        return functools.reduce(dict.get, ref[2:-1].split("."), p)
+
+    def fill(text: str, item: dict) -> str:  # ${key}, ${item.x} and ${a.b}, as DVC templates them
+        text = re.sub(r"\$\{(key|item\.\w+)\}", lambda m: str(item[m[1].removeprefix("item.")]), text)
+        return re.sub(r"\$\{([\w.]+)\}", lambda m: str(lookup(m[0])), text)
 
     stages = {}
     for name, st in spec["stages"].items():
-        keys = list(p[st["foreach"][2:-1]]) if "foreach" in st else [None]
-        for key in keys:
+        if "foreach" in st:
+            items = [{"key": k} for k in lookup(st["foreach"])]
+        elif "matrix" in st:  # every combination, named by its values joined with "-"
+            axes = {a: list(lookup(v) if isinstance(v, str) else v) for a, v in st["matrix"].items()}
+            items = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+        else:
+            items = [{}]
+        for item in items:
             body = st.get("do", st)
-            outs = [fill(o if isinstance(o, str) else next(iter(o)), key) for o in body.get("outs", [])]
-            stages[f"{name}@{key}" if key else name] = ([fill(d, key) for d in body.get("deps", [])], outs)
+            outs = [fill(o if isinstance(o, str) else next(iter(o)), item) for o in body.get("outs", [])]
+            label = "-".join(map(str, item.values()))
+            stages[f"{name}@{label}" if item else name] = ([fill(d, item) for d in body.get("deps", [])], outs)
     parents = {s: sorted({t for t, (_, outs) in stages.items() for d in deps for o in outs
                           if d == o or d.startswith(o + "/") or o.startswith(d + "/")} - {s})
                for s, (deps, _) in stages.items()}
@@ -230,13 +257,21 @@ def main_probe() -> str:
 
 def accuracy(*probes: str) -> pd.DataFrame:
     """Test accuracy per (model, variant, layer, probe): the main probe, shuffled labels, logreg, majority."""
-    frame = _per_model("accuracy.csv", "the probe accuracies (probe stage)", paths.probed)
+    frame = _only(_per_model("accuracy.csv", "the probe accuracies (probe stage)", paths.probed), ())
     return frame[frame["probe"].isin(probes)].reset_index(drop=True) if probes else frame
+
+
+def accuracy_grid() -> pd.DataFrame:
+    """The main probe's accuracy per (model, variant, layer) as the mean over seeds and reviews, with its
+    interval (lo, hi); the control is left to its own chapter."""
+    frame = probes_ci()
+    frame = frame[(frame["probe"] == main_probe()) & ~frame["variant"].str.startswith("random")]
+    return frame.rename(columns={"mean": "accuracy"}).reset_index(drop=True)
 
 
 def cones(first: int = 500) -> pd.DataFrame:
     """Last probed layer: cosine of each of the first ``first`` test [CLS] with the first one's, by label."""
-    frame = _per_model("cones.parquet", "the class cones (probe stage)", paths.probed)
+    frame = _only(_per_model("cones.parquet", "the class cones (probe stage)", paths.probed), ())
     frame = frame[frame["layer"] == frame.groupby("model")["layer"].transform("max")]
     frame = frame[frame["idx"] < first].copy()
     frame["class"] = frame["label"].map({0: "negative", 1: "positive"})
@@ -254,26 +289,38 @@ def convergence() -> pd.DataFrame:
     return long.replace({"measure": names})
 
 
+def _runs() -> list[tuple[str, str, int, str]]:
+    """(model, start, seed, metrics stem) of every fine-tuning run: each seed, then the control."""
+    seeds = config().finetune.seeds
+    return [(m, "pre-trained", s, f"finetune/{m}-{s}") for m in models() for s in seeds] + \
+        [(m, "random (control)", seeds[0], f"control/{m}") for m in models()]
+
+
+def finetune_files() -> list[str]:
+    """The fine-tuning metrics and histories of every run, for :func:`provenance`."""
+    return [f"metrics/{stem}{suffix}" for *_, stem in _runs() for suffix in (".json", "-history.csv")]
+
+
 def finetune() -> pd.DataFrame:
-    """Final fine-tuning metrics per model (accuracy, f1, TF-IDF yardstick, sizes, wall time)."""
-    rows = [{"model": m, **_json(paths.metrics("finetune", m))} for m in models()]
+    """Final fine-tuning metrics per (model, start, seed): accuracy, f1, TF-IDF yardstick, sizes."""
+    rows = [{"model": m, "start": start, **_json(paths.METRICS / f"{stem}.json")} for m, start, _, stem in _runs()]
     return pd.DataFrame(rows).drop(columns="epochs")  # per-epoch details: finetune_history()
 
 
 def finetune_table() -> pd.DataFrame:
-    """The final fine-tuning metrics as the book shows them."""
-    names = {"model": "model", "accuracy": "test accuracy", "f1": "F1", "tfidf_accuracy": "TF-IDF accuracy",
-             "majority_share": "share of the majority prediction", "wall_seconds": "seconds"}
+    """The final fine-tuning metrics as the book shows them, a row per run."""
+    names = {"model": "model", "start": "from", "seed": "seed", "accuracy": "test accuracy", "f1": "F1",
+             "tfidf_accuracy": "TF-IDF accuracy", "majority_share": "share of the majority prediction"}
     table = finetune()[list(names)]
     for share in ("accuracy", "f1", "tfidf_accuracy", "majority_share"):
         table[share] = table[share].map(pct)
-    return table.assign(wall_seconds=table["wall_seconds"].map(lambda x: num(x, 0))).rename(columns=names)
+    return table.rename(columns=names)
 
 
 def finetune_history() -> pd.DataFrame:
-    """Per (model, epoch): training loss, test accuracy and F1."""
-    frames = [_read(paths.metrics("finetune", m, "-history.csv"), "the fine-tuning history").assign(model=m)
-              for m in models()]
+    """Per (model, start, seed, epoch): training loss, test accuracy and F1."""
+    frames = [_read(paths.METRICS / f"{stem}-history.csv", "the fine-tuning history")
+              .assign(model=m, start=start, seed=s) for m, start, s, stem in _runs()]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -288,20 +335,16 @@ def pretrain() -> pd.DataFrame:
                      "parameters": f"{r['n_params']:,}" if here else "",
                      "masked-token accuracy": pct(r["masked_accuracy"]) if here else "",
                      "most-frequent-token baseline": pct(r["baseline_accuracy"]) if here else "",
-                     "steps": r.get("steps", ""), "seconds": num(r["wall_seconds"], 0) if here else ""})
+                     "steps": r.get("steps", "")})
     return pd.DataFrame(rows)
 
 
 def timings() -> pd.DataFrame:
-    """Wall seconds per (stage, model) from the metrics files and extract's ``timing.json``."""
+    """Wall seconds of each extract run, from extract's ``timing.json`` (stage times: ``make bench``)."""
     rows = []
     for m in models():
-        for stage in ("pretrain", "finetune"):
-            sec = _json(paths.metrics(stage, m)).get("wall_seconds")
-            rows.append({"stage": stage, "model": m, "seconds": sec, "device": ""})
-        timing = _json(paths.extracted(m) / "timing.json")
-        for variant, t in ((v, timing[v]) for v in variant_order(timing)):
-            rows.append({"stage": f"extract ({variant})", "model": m, "seconds": t["wall_s"],
+        for run, t in _json(paths.extracted(m) / "timing.json").items():
+            rows.append({"model": m, "run": run, "seconds": t["wall_s"], "tokens/s": t["tokens_per_s"],
                          "device": t["device"]})
     return pd.DataFrame(rows)
 
@@ -375,25 +418,118 @@ def _at(frame: pd.DataFrame, **where) -> pd.Series:
     return frame.iloc[0]
 
 
+def _summary(name: str) -> pd.DataFrame:
+    return _read(paths.summary() / name, "the intervals (summary stage)")
+
+
+def geometry_ci(*measures: str) -> pd.DataFrame:
+    """Per (model, variant, layer, measure): mean over seeds and sentences with its interval (lo, hi)."""
+    frame = _summary("geometry.csv")
+    return frame[frame["measure"].isin(measures)].reset_index(drop=True) if measures else frame
+
+
+def probes_ci(domain: str | None = "all") -> pd.DataFrame:
+    """Per (model, variant, layer, probe, domain): test accuracy over seeds and reviews, with its interval."""
+    frame = _summary("probes.csv")
+    return frame[frame["domain"] == domain].reset_index(drop=True) if domain else frame
+
+
+def cka() -> pd.DataFrame:
+    """Per (model, variant, layer): linear CKA of a fine-tuned run with its start, same layer, with interval."""
+    return _summary("cka.csv")
+
+
+def cka_map() -> pd.DataFrame:
+    """Per (model, variant, layer_from, layer_to): linear CKA, mean over seeds."""
+    return _summary("cka-map.csv")
+
+
+def correlation() -> pd.DataFrame:
+    """Per cosine measure: Spearman rho with the head probe's accuracy over cells, with interval."""
+    return _summary("correlation.csv")
+
+
+def ci(row, fmt=pct) -> str:
+    """``mean [lo, hi]`` of a summary row, for the prose."""
+    return f"{fmt(row['mean'])} [{fmt(row['lo'])}, {fmt(row['hi'])}]"
+
+
+def level() -> str:
+    return f"{100 * config().summary.level:.0f} %"
+
+
 def key_results() -> str:
-    """Markdown bullets, one per model: fine-tuning, last-layer cosines against the baseline, best probe."""
-    geo, acc, ft = layers(), accuracy(), finetune().set_index("model")
-    acc = acc[acc["probe"] == main_probe()]
-    out = []
+    """Markdown bullets: per model fine-tuning, last-layer probes, cosines and CKA with their intervals; then
+    the study's correlation."""
+    ft, probes, geo, same = finetune(), probes_ci(), geometry_ci(), cka()
+    head, out = main_probe(), []
+    for m in models():
+        runs = ft[(ft["model"] == m) & (ft["start"] == "pre-trained")]
+        control = ft[(ft["model"] == m) & (ft["start"] != "pre-trained")].iloc[0]
+        mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
+        last, kept = mine["layer"].max(), f"epoch-{config().finetune.epochs}"
+        at = lambda f, v, **w: _at(f[f["model"] == m], variant=v, layer=last, **w)  # noqa: E731
+        cos = {v: at(geo, v, measure="cosine") for v in ("pretrained", kept)}
+        std = {v: at(geo, v, measure="standardised") for v in ("pretrained", kept)}
+        out.append(
+            f"- **{m}**: fine-tuned over {len(runs)} seeds to {pct(runs['accuracy'].mean())} test accuracy "
+            f"(seeds {pct(runs['accuracy'].min())} to {pct(runs['accuracy'].max())}; TF-IDF on the same "
+            f"reviews {pct(runs['tfidf_accuracy'].iloc[0])}; from random weights {pct(control['accuracy'])}). "
+            f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, 'pretrained'))} pre-trained, "
+            f"{ci(at(mine, kept))} after {kept}, {ci(at(mine, 'random'))} on the random encoder and "
+            f"{ci(at(mine, 'random-' + kept))} on it fine-tuned. The mean token cosine within a sentence goes "
+            f"from {ci(cos['pretrained'], num)} to {ci(cos[kept], num)}; after standardising the dimensions "
+            f"from {ci(std['pretrained'], num)} to {ci(std[kept], num)}. Linear CKA of the last layer with "
+            f"its pre-trained self: {ci(at(same, kept), num)} (control: {ci(at(same, 'random-' + kept), num)}).\n")
+    for r in correlation().itertuples():
+        out.append(f"- Spearman correlation of the {r.measure} cosine with {head} probe accuracy over "
+                   f"{r.cells} (model, variant, seed, layer) cells: **{num(r.rho)}** [{num(r.lo)}, {num(r.hi)}].\n")
+    return f"Intervals: {level()}, bootstrap over seeds and sentences.\n\n" + "".join(out)
+
+
+def _compare(a, b) -> str:
+    """How two intervals relate, in words."""
+    if a["lo"] > b["hi"]:
+        return "above"
+    return "below" if a["hi"] < b["lo"] else "indistinguishable from"
+
+
+def control_summary() -> str:
+    """Markdown bullets per model: the last layer's probe, pre-trained against the random control, before and
+    after fine-tuning, in words decided by the intervals."""
+    probes, head, out = probes_ci(), main_probe(), []
+    kept = f"epoch-{config().finetune.epochs}"
+    for m in models():
+        mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
+        last = mine["layer"].max()
+        at = {v: _at(mine, variant=v, layer=last) for v in ("pretrained", "random", kept, f"random-{kept}")}
+        out.append(f"- **{m}**, layer {last}: pre-trained {ci(at['pretrained'])} is "
+                   f"{_compare(at['pretrained'], at['random'])} the random encoder {ci(at['random'])}; after "
+                   f"fine-tuning, {ci(at[kept])} from pre-trained weights is {_compare(at[kept], at[f'random-{kept}'])} "
+                   f"{ci(at[f'random-{kept}'])} from random weights.\n")
+    return "".join(out)
+
+
+def adjusted_summary() -> str:
+    """Markdown bullets per model: the last layer's four cosine measures, pre-trained and last epoch."""
+    geo, kept, out = geometry_ci(), f"epoch-{config().finetune.epochs}", []
     for m in models():
         mine = geo[geo["model"] == m]
-        last, kept = mine["layer"].max(), variant_order(mine["variant"])[-1]  # kept: the last epoch
-        pre, post = (_at(mine, variant=v, layer=last) for v in ("pretrained", kept))
-        best = {v: acc[(acc["model"] == m) & (acc["variant"] == v)].sort_values("accuracy").iloc[-1]
-                for v in ("pretrained", kept)}
-        out.append(f"- **{m}**: fine-tuning reaches {pct(ft.at[m, 'accuracy'])} test accuracy "
-                   f"(TF-IDF logistic regression on the same reviews: {pct(ft.at[m, 'tfidf_accuracy'])}); "
-                   f"at the last layer ({last}) the median token cosine within a sentence is "
-                   f"{num(pre.cos_q50)} "
-                   f"pre-trained and {num(post.cos_q50)} after {kept}, against a cross-sentence baseline of "
-                   f"{num(pre.baseline)} and {num(post.baseline)}; the best [CLS] probe scores "
-                   f"{pct(best['pretrained'].accuracy)} (layer {best['pretrained'].layer}) pre-trained and "
-                   f"{pct(best[kept].accuracy)} (layer {best[kept].layer}) after {kept}.\n")
+        last = mine["layer"].max()
+        parts = [f"{k} {ci(_at(mine, variant='pretrained', layer=last, measure=k), num)} → "
+                 f"{ci(_at(mine, variant=kept, layer=last, measure=k), num)}"
+                 for k in ("cosine", "adjusted", "centred", "standardised")]
+        out.append(f"- **{m}**, layer {last}, pre-trained → {kept}: {'; '.join(parts)}.\n")
+    return "".join(out)
+
+
+def correlation_summary() -> str:
+    """One sentence per measure: the correlation and whether its interval excludes 0."""
+    out = []
+    for r in correlation().itertuples():
+        verdict = ("positive" if r.lo > 0 else "negative" if r.hi < 0 else "not distinguishable from 0")
+        out.append(f"- {r.measure} cosine: rho = {num(r.rho)} [{num(r.lo)}, {num(r.hi)}] over {r.cells} cells, "
+                   f"{verdict}.\n")
     return "".join(out)
 
 

@@ -1,0 +1,201 @@
+"""Stage ``summary``: intervals over seeds and sentences, CKA, per-domain probes and the study's correlation.
+
+Reads, for every model, ``artifacts/extract/<model>/`` (``run.json``, ``layers.csv``, ``sentences.csv``,
+the runs' npz ``test_mean`` vectors) and ``artifacts/probe/<model>/predictions.parquet``, and params
+``summary``. Every interval is a percentile bootstrap at ``summary.level`` with ``summary.resamples``
+draws, resampling seeds and sentences together (one seed for the runs that have one: then sentences
+only). Writes ``artifacts/summary/``:
+
+* ``geometry.csv`` — model, variant, layer, measure, mean, lo, hi, seeds: per-sentence mean token
+  cosine (``cosine``), the same minus the run's anisotropy baseline (``adjusted``, Ethayarajh 2019),
+  after centring and after standardising the dimensions (``centred``, ``standardised``, Timkey & van
+  Schijndel 2021), and the covariance trace (``trace``).
+* ``probes.csv`` — model, variant, layer, probe, domain (``all``, books, dvd, music), mean, lo, hi, seeds.
+* ``cka.csv`` — model, variant, layer, mean, lo, hi, seeds: linear CKA (Kornblith et al. 2019) between a
+  fine-tuned run and its starting point (``epoch-k``: the pre-trained encoder; ``random-epoch-k``: the
+  random one), same layer, over the mean token vectors extract kept (first ``extract.cka_sentences`` test reviews);
+  ``cka-map.csv`` — model, variant, layer_from, layer_to, cka: every layer pair, averaged over seeds.
+* ``correlation.csv`` — measure, cells, rho, lo, hi: Spearman correlation, over the (model, variant,
+  seed, layer) cells past the embeddings, between a cosine measure and the head probe's accuracy;
+  cells resampled.
+
+and ``metrics/summary.json`` (the correlations, and each model's last-layer probe and CKA intervals).
+Run: ``python -m embstudy.summary``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from embstudy import io, log, params, paths
+
+STAGE = "summary"
+MEASURES = {"cos_mean": "cosine", "adjusted": "adjusted", "cos_centred": "centred",
+            "cos_standardised": "standardised", "cov_trace": "trace"}
+KEYS = ["model", "variant", "layer"]
+
+
+class Bootstrap:
+    """Percentile intervals of means over (seeds, items) matrices, resampling both axes at once."""
+
+    def __init__(self, resamples: int, level: float, seed: int):
+        self.rng, self.resamples, self.tails = np.random.default_rng(seed), resamples, [(1 - level) / 2,
+                                                                                        (1 + level) / 2]
+
+    def weights(self, n: int) -> np.ndarray:
+        """(resamples, n) multiplicities of an n-item resample with replacement."""
+        return self.rng.multinomial(n, np.full(n, 1 / n), size=self.resamples).astype(np.float64)
+
+    def over_seeds(self, point: float, per_seed: np.ndarray) -> dict:
+        """``per_seed`` (seeds, resamples): each seed's statistic under the shared item resamples."""
+        pick = self.rng.integers(0, len(per_seed), (self.resamples, len(per_seed)))  # (resamples, seeds)
+        draws = per_seed[pick, np.arange(self.resamples)[:, None]].mean(1)
+        lo, hi = np.nanquantile(draws, self.tails)  # NaN: a resample that drew no valid item
+        return {"mean": point, "lo": lo, "hi": hi, "seeds": len(per_seed)}
+
+    def mean(self, values: np.ndarray) -> dict:
+        """Interval of the mean over seeds of each seed's mean of ``values`` (seeds, items); NaN items (no
+        statistic) are left out."""
+        valid = ~np.isnan(values)
+        w = self.weights(values.shape[1]).T  # (items, resamples)
+        counts = valid @ w
+        per_seed = np.where(counts > 0, np.where(valid, values, 0) @ w / np.maximum(counts, 1), np.nan)
+        return self.over_seeds(float(np.nanmean(np.nanmean(values, 1))), per_seed)
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Linear CKA of (n, d) representations, for each row of item weights ``w`` (resamples, n); features are
+    centred once over all n items. Returns (resamples,) with ``w``, a float without."""
+    x, y = x - x.mean(0), y - y.mean(0)
+    k, l_ = x @ x.T, y @ y.T  # (n, n) Gram matrices: HSIC of a resample is w' (K o L) w
+    weights = np.ones((1, len(x))) if w is None else w
+    hsic = lambda a, b: ((weights @ (a * b)) * weights).sum(1)  # noqa: E731  (a GEMM, not a 3-operand einsum)
+    out = hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+    return out if w is not None else float(out[0])
+
+
+def load(model: str) -> tuple[list[dict], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    folder = paths.extracted(model)
+    if not (folder / "run.json").is_file():
+        raise SystemExit(f"{STAGE}: {folder / 'run.json'} is missing: run the extract stage first")
+    runs = json.loads((folder / "run.json").read_text())["runs"]
+    layers = pd.read_csv(folder / "layers.csv", dtype={"seed": "Int64"})
+    sentences = pd.read_csv(folder / "sentences.csv", dtype={"seed": "Int64"})
+    sentences = sentences.merge(layers[["variant", "seed", "layer", "baseline"]], how="left")
+    predictions = pd.read_parquet(paths.probed(model) / "predictions.parquet")
+    return runs, sentences.assign(adjusted=sentences["cos_mean"] - sentences["baseline"]), layers, predictions
+
+
+def matrix(frame: pd.DataFrame, value: str, item: str) -> np.ndarray:
+    """(seeds, items) of ``value``; a run without a seed is one row."""
+    return frame.pivot_table(index=frame["seed"].fillna(-1), columns=item, values=value, dropna=False,
+                             aggfunc="first").to_numpy(np.float64)
+
+
+def geometry(model: str, sentences: pd.DataFrame, boot: Bootstrap) -> list[dict]:
+    rows = []
+    for (variant, layer), g in sentences.groupby(["variant", "layer"], sort=False):
+        for column, measure in MEASURES.items():
+            rows.append({"model": model, "variant": variant, "layer": layer, "measure": measure,
+                         **boot.mean(matrix(g, column, "sentence"))})
+    return rows
+
+
+def probes(model: str, predictions: pd.DataFrame, boot: Bootstrap) -> list[dict]:
+    rows, predictions = [], predictions.assign(correct=predictions["correct"].astype(float))
+    for (variant, layer, probe), g in predictions.groupby(["variant", "layer", "probe"], sort=False):
+        for domain in ["all", *sorted(g["domain"].unique())]:
+            mine = g if domain == "all" else g[g["domain"] == domain]
+            rows.append({"model": model, "variant": variant, "layer": layer, "probe": probe, "domain": domain,
+                         **boot.mean(matrix(mine, "correct", "row"))})
+    return rows
+
+
+def cka(model: str, runs: list[dict], boot: Bootstrap) -> tuple[list[dict], list[dict]]:
+    """Same-layer CKA intervals and the layer-by-layer map of every fine-tuned run against its start."""
+    vectors = {}
+    for run in runs:
+        with np.load(paths.extracted(model) / run["file"]) as npz:
+            vectors[run["file"]] = npz["test_mean"].astype(np.float64)  # (n, layers + 1, hidden)
+    start = {r["variant"]: r["file"] for r in runs if r["seed"] is None}  # pretrained, random
+    tuned = pd.DataFrame([r for r in runs if r["seed"] is not None])
+    w, rows, cells = boot.weights(len(next(iter(vectors.values())))), [], []
+    for variant, g in tuned.groupby("variant", sort=False):
+        before = vectors[start["random" if variant.startswith("random") else "pretrained"]]
+        after = [vectors[f] for f in g["file"]]
+        for layer in range(before.shape[1]):
+            per_seed = np.stack([linear_cka(before[:, layer], a[:, layer], w) for a in after])
+            point = np.mean([linear_cka(before[:, layer], a[:, layer]) for a in after])
+            rows.append({"model": model, "variant": variant, "layer": layer,
+                         **boot.over_seeds(float(point), per_seed)})
+            cells += [{"model": model, "variant": variant, "layer_from": layer, "layer_to": j,
+                       "cka": float(np.mean([linear_cka(before[:, layer], a[:, j]) for a in after]))}
+                      for j in range(before.shape[1])]
+    return rows, cells
+
+
+def correlation(layers: pd.DataFrame, accuracy: pd.DataFrame, boot: Bootstrap) -> list[dict]:
+    """Spearman rho of each cosine measure with probe accuracy over cells past layer 0, cells resampled.
+    Layer 0 is left out: the first token's embedding is the same vector for every review (chance probes)."""
+    cells = layers.merge(accuracy, on=[*KEYS, "seed"])
+    cells = cells[cells["layer"] > 0]
+    rows = []
+    for column, measure in {"cos_mean": "cosine", "cos_minus_baseline": "adjusted",
+                            "cos_centred_mean": "centred", "cos_standardised_mean": "standardised"}.items():
+        x, y = cells[column].to_numpy(), cells["accuracy"].to_numpy()
+        picks = boot.rng.integers(0, len(x), (boot.resamples, len(x)))
+        draws = [spearmanr(x[p], y[p]).statistic for p in picks]
+        lo, hi = np.nanquantile(draws, boot.tails)
+        rows.append({"measure": measure, "cells": len(x), "rho": spearmanr(x, y).statistic, "lo": lo, "hi": hi})
+    return rows
+
+
+def main() -> None:
+    p = params.load()
+    logger = log.setup(STAGE, p.profile)
+    cfg, head = p.summary, p.probe.head
+    boot = Bootstrap(cfg.resamples, cfg.level, cfg.seed)
+    geo, prob, same, maps, layer_tables, acc = [], [], [], [], [], []
+    for model in p.models:
+        runs, sentences, layers, predictions = load(model)
+        geo += geometry(model, sentences, boot)
+        prob += probes(model, predictions, boot)
+        rows, cells = cka(model, runs, boot)
+        same, maps = same + rows, maps + cells
+        layer_tables.append(layers.assign(model=model))
+        main_probe = predictions[predictions["probe"] == head]
+        acc.append(main_probe.groupby(["variant", "seed", "layer"], dropna=False)["correct"].mean()
+                   .rename("accuracy").reset_index().assign(model=model))
+        logger.info("%s: %d runs summarised", model, len(runs))
+    corr = correlation(pd.concat(layer_tables), pd.concat(acc), boot)
+    tables = {"geometry.csv": geo, "probes.csv": prob, "cka.csv": same, "cka-map.csv": maps,
+              "correlation.csv": corr}
+    with io.atomic_dir(paths.summary()) as tmp:
+        for name, rows in tables.items():
+            pd.DataFrame(rows).to_csv(tmp / name, index=False, float_format="%.6g")
+        io.write_json(paths.METRICS / "summary.json", headline(corr, prob, same, head))
+    for r in corr:
+        logger.info("spearman(%s cosine, %s accuracy) = %.3f [%.3f, %.3f] over %d cells", r["measure"], head,
+                    r["rho"], r["lo"], r["hi"], r["cells"])
+
+
+def headline(corr: list[dict], prob: list[dict], same: list[dict], head: str) -> dict:
+    """The metrics: correlations, and per model and variant the last layer's probe and CKA intervals."""
+    def last(rows, **where):
+        rows = [r for r in rows if all(r[k] == v for k, v in where.items())]
+        top = max(r["layer"] for r in rows)
+        return {r["variant"]: {k: round(float(r[k]), 4) for k in ("mean", "lo", "hi")}
+                for r in rows if r["layer"] == top}
+
+    models = sorted({r["model"] for r in prob})
+    return {"correlation": {r["measure"]: {k: round(float(r[k]), 4) for k in ("rho", "lo", "hi")} for r in corr},
+            "probe_last_layer": {m: last(prob, model=m, probe=head, domain="all") for m in models},
+            "cka_last_layer": {m: last(same, model=m) for m in models}}
+
+
+if __name__ == "__main__":
+    main()
