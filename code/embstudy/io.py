@@ -1,4 +1,8 @@
-"""Writes that never leave a half-written output behind: temp path beside the target, then rename."""
+"""Writes that never leave a half-written output behind: temp path beside the target, then rename.
+
+Temp paths are named ``.<target name>.partial-<random>``: a run killed outright (SIGKILL, power loss)
+leaves them behind, and the next write of the same target removes them first.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -16,18 +20,42 @@ def _umask() -> int:
     return umask
 
 
+def _prefix(target: Path) -> str:
+    """Temp names of ``target``; ``partial-`` keeps them apart from another target's (``x`` vs ``x.json``)."""
+    return f".{target.name}.partial-"
+
+
+def remove_stale(target: Path) -> list[Path]:
+    """Delete temp paths of ``target`` left by a killed run; returns them.
+
+    Safe because one stage owns each target (DVC's lock keeps two writers of an output apart).
+    """
+    stale = sorted(target.parent.glob(_prefix(target) + "*"))
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield an empty temp folder that replaces ``target`` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the usual permissions
     try:
         yield tmp
+        # the old target is moved aside in one rename, not deleted in place, so a kill at any moment
+        # leaves the old or the new output whole (or none), never a half-deleted one
+        trash = Path(tempfile.mkdtemp(prefix=_prefix(target), dir=target.parent))
         if target.exists():
-            shutil.rmtree(target)
+            os.replace(target, trash / target.name)
         os.replace(tmp, target)
+        shutil.rmtree(trash, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -36,7 +64,8 @@ def atomic_write(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` through a temp file in the same folder and a rename."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    remove_stale(target)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(target), dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -51,3 +80,4 @@ def atomic_write(target: Path, data: bytes) -> None:
 def write_json(target: Path, obj) -> None:
     """Atomic JSON with sorted keys, so reruns with equal results give identical files."""
     atomic_write(target, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
