@@ -1,5 +1,8 @@
 """The extract stage on tiny random CamemBERT / FlauBERT encoders against unbatched single-sentence passes."""
 import json
+import re
+import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -198,3 +201,23 @@ def test_empty_review_and_missing_epoch_rejected(tmp_path, monkeypatch):
         extract.runs("tiny", model, ft.model_copy(update={"epochs": 2}))
     with pytest.raises(SystemExit, match="seed-4/epoch-1 of epoch-1 .seed 4. is missing"):
         extract.runs("tiny", model, ft.model_copy(update={"seeds": [3, 4]}))
+
+
+def test_short_disk_fails_before_any_pass(tmp_path, encoders, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=10**6))  # io reads .free only
+    monkeypatch.setattr(extract, "run_variant", lambda *a: pytest.fail("ran with too little disk"))
+    where = re.escape(str(tmp_path / "out"))
+    with pytest.raises(SystemExit, match=rf"^extract: tiny: first-token vectors of 2 runs: "
+                                         rf"need ~10\.0 MB free in {where}, only 1\.0 MB free$"):
+        run(tmp_path, encoders, tokens())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_estimate_is_the_vectors_written(tmp_path, encoders):
+    out, toks = run(tmp_path, encoders, tokens()), tokens()
+    vectors = 0
+    for run_ in todo(encoders):
+        with np.load(out / run_["file"]) as npz:
+            vectors += sum(npz[k].nbytes for k in ("train", "test", "test_mean"))  # float16 (reviews, layers + 1, hidden)
+    estimate = extract.vector_bytes(todo(encoders), len(toks["train"]) + len(toks["test"]), CFG.cka_sentences)
+    assert estimate - 10 * 10**6 == pytest.approx(1.05 * vectors, abs=1)  # the margin on top of the vectors

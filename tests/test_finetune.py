@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -168,3 +170,24 @@ def test_unknown_model_name():
         models = {"camembert": None}
     with pytest.raises(encoders.EncoderError, match="unknown model 'bert'.*camembert"):
         encoders.model_params(P, "bert")
+
+
+def test_short_disk_fails_before_training_and_writes_nothing(source, corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=10**6))  # io reads .free only
+    monkeypatch.setattr(finetune, "train", lambda *a: pytest.fail("trained with too little disk"))
+    with pytest.raises(SystemExit, match=rf"^finetune: m: 2 epoch checkpoints: need ~\d+\.\d MB free in "
+                                         rf"{re.escape(str(tmp_path / 'ft'))}, only 1\.0 MB free$"):
+        run(source, corpus, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_disk_estimate_covers_the_checkpoints_written(tuned):
+    out, _ = tuned
+    model = AutoModelForSequenceClassification.from_pretrained(out / "ft" / "epoch-1")
+    need = finetune.checkpoint_bytes(model, MICRO.epochs)
+    files = [f for f in (out / "ft").rglob("*") if f.is_file()]
+    weights = sum(f.stat().st_size for f in files if f.name == "model.safetensors")
+    assert sum(f.stat().st_size for f in files) <= need
+    # not a blind over-estimate: its weight part is the weights (the safetensors header, ~4 KB, is 2 % of
+    # a 50 k-parameter model and nothing at 110 M)
+    assert need - MICRO.epochs * 5 * 10**6 == pytest.approx(weights, rel=0.05)

@@ -1,9 +1,13 @@
-"""Atomic writes: a killed run's leftovers are cleaned by the next write."""
+"""Atomic writes: a killed run's leftovers are cleaned by the next write; a full disk fails in one line."""
 import os
+import shutil
+from collections import namedtuple
 
 import pytest
 
 from embstudy import io
+
+Usage = namedtuple("Usage", "total used free")
 
 
 def test_atomic_dir_removes_what_a_killed_run_left(tmp_path):
@@ -42,3 +46,19 @@ def test_atomic_write_removes_its_own_stale_temp_files_only(tmp_path):
     io.write_json(tmp_path / "m.json", {"a": 1})
     assert sorted(os.listdir(tmp_path)) == [".m.partial-dead0000", "m.json"]
 
+
+def test_free_space_short_exits_in_one_line_before_the_folder_exists(tmp_path, monkeypatch):
+    asked = []
+
+    def usage(path):
+        asked.append(path)
+        return Usage(total=10**12, used=10**12 - 4 * 10**8, free=4 * 10**8)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    folder = tmp_path / "artifacts" / "finetune" / "camembert"
+    with pytest.raises(SystemExit) as err:
+        io.check_free_space(folder, 1_300_000_000, "finetune: camembert: 3 epoch checkpoints")
+    assert str(err.value) == (f"finetune: camembert: 3 epoch checkpoints: need ~1.3 GB free in {folder}, "
+                              "only 0.4 GB free")
+    assert asked == [tmp_path] and not (tmp_path / "artifacts").exists()  # nearest existing parent, no mkdir
+    io.check_free_space(folder, 4 * 10**8, "enough")  # exactly the free bytes: no exit

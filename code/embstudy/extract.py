@@ -261,12 +261,24 @@ def run_variant(model, ids: dict[str, list[list[int]]], cfg: params.Extract, des
     return cls, stats
 
 
+def vector_bytes(todo: list[dict], n_reviews: int, n_mean: int) -> int:
+    """Disk for the runs' npz files: float16 (reviews, layers + 1, hidden) first-token vectors and (n_mean, ...)
+    mean vectors per run, plus margin."""
+    total = 0
+    for run in todo:
+        config = transformers.AutoConfig.from_pretrained(run["source"])
+        total += (n_reviews + n_mean) * (config.num_hidden_layers + 1) * config.hidden_size * 2
+    return int(1.05 * total) + 10 * 10**6  # labels, csv tables, npz headers: small next to the vectors
+
+
 def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extract, out: Path,
             device: torch.device | None = None, logger=None) -> None:
     """Everything the stage writes, into ``out`` atomically (see the module docstring)."""
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
     ids = check_inputs(tokens, cfg)
     n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
+    io.check_free_space(out, vector_bytes(todo, n_reviews, cfg.cka_sentences),
+                        f"{STAGE}: {name}: first-token vectors of {len(todo)} runs")
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = False  # statistics in true float32 (TF32 keeps 10 mantissa bits)
     listed = [dict(r, source=os.path.relpath(r["source"], paths.ROOT)

@@ -117,6 +117,11 @@ def check_gates(name: str, epochs: list[dict], tfidf: float, cfg: Finetune) -> l
     return collapsed
 
 
+def checkpoint_bytes(model, epochs: int) -> int:
+    """Disk for ``epochs`` save_pretrained copies: the weights as loaded, plus ~5 MB of tokenizer files."""
+    return epochs * (sum(p.numel() * p.element_size() for p in model.parameters()) + 5 * 10**6)
+
+
 def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, corpus: DatasetDict,
         out_dir: Path, metrics_path: Path, history_path: Path, gates: bool = True) -> dict:
     """Fine-tune ``source`` for ``name`` with ``seed``, write per-epoch checkpoints and metrics; returns the
@@ -133,6 +138,8 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
         raise encoders.EncoderError(
             f"finetune: {name}: token id {top} >= vocab size {model.config.vocab_size}: "
             f"tokens were made with another tokenizer than {source}'s (rerun tokenize)")
+    io.check_free_space(out_dir, checkpoint_bytes(model, cfg.epochs),
+                        f"finetune: {name}: {cfg.epochs} epoch checkpoints")
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch only rank 0 writes
     with io.atomic_dir(out_dir) if writer else tempfile.TemporaryDirectory() as tmp:
         epochs = train(model, tokenizer, train_ds, test_ds, cfg, seed, Path(tmp))

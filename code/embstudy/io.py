@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -81,3 +82,21 @@ def write_json(target: Path, obj) -> None:
     """Atomic JSON with sorted keys, so reruns with equal results give identical files."""
     atomic_write(target, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
+    """Exit in one line, before any work, when the disk that will hold ``folder`` has under ``need_bytes`` free.
+
+    ``what`` starts the line: who writes what, e.g. ``"finetune: camembert: 3 epoch checkpoints"``. A stage
+    calls this before writing outputs of several GB, so a full disk fails in seconds, not after hours.
+    """
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # the folder may not exist yet
+    free = shutil.disk_usage(existing).free
+    if free < need_bytes:
+        raise SystemExit(f"{what}: need ~{_size(need_bytes)} free in {folder}, only {_size(free)} free")
+    logging.getLogger("embstudy.io").info("%s: need ~%s, %s free in %s", what, _size(need_bytes), _size(free),
+                                          folder)
