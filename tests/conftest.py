@@ -75,12 +75,18 @@ def run(cmd: list[str], root: Path, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=root, env=env_for(root), capture_output=True, text=True, **kw)
 
 
+def micro_copy(dest: Path) -> Path:
+    """A fresh repository copy at ``dest`` whose params.yaml carries the MICRO sizes."""
+    root = copy_repo(dest)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(merge(params, MICRO), sort_keys=False))
+    return root
+
+
 @pytest.fixture(scope="session")
 def micro_repo(tmp_path_factory) -> Path:
     """A repository copy whose demo pipeline has run once on micro params, offline."""
-    root = copy_repo(tmp_path_factory.mktemp("repo"))
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(params, MICRO), sort_keys=False))
+    root = micro_copy(tmp_path_factory.mktemp("repo"))
     done = run(offline(["dvc", "repro", "--quiet"]), root, timeout=1200)
     assert done.returncode == 0, f"dvc repro failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return root

@@ -21,7 +21,7 @@ def _umask() -> int:
     return umask
 
 
-def _prefix(target: Path) -> str:
+def temp_prefix(target: Path) -> str:
     """Temp names of ``target``; ``partial-`` keeps them apart from another target's (``x`` vs ``x.json``)."""
     return f".{target.name}.partial-"
 
@@ -31,7 +31,7 @@ def remove_stale(target: Path) -> list[Path]:
 
     Safe because one stage owns each target (DVC's lock keeps two writers of an output apart).
     """
-    stale = sorted(target.parent.glob(_prefix(target) + "*"))
+    stale = sorted(target.parent.glob(temp_prefix(target) + "*"))
     for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -46,13 +46,13 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(target)
-    tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the usual permissions
     try:
         yield tmp
         # the old target is moved aside in one rename, not deleted in place, so a kill at any moment
         # leaves the old or the new output whole (or none), never a half-deleted one
-        trash = Path(tempfile.mkdtemp(prefix=_prefix(target), dir=target.parent))
+        trash = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
         if target.exists():
             os.replace(target, trash / target.name)
         os.replace(tmp, target)
@@ -66,7 +66,7 @@ def atomic_write(target: Path, data: bytes) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(target)
-    fd, tmp = tempfile.mkstemp(prefix=_prefix(target), dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -88,7 +88,7 @@ def _size(n: float) -> str:
 
 
 def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
-    """Exit in one line, before any work, when the disk that will hold ``folder`` has under ``need_bytes`` free.
+    """Exit in one line, before any work, when the disk that will hold ``folder`` has < ``need_bytes`` free.
 
     ``what`` starts the line: who writes what, e.g. ``"finetune: camembert: 3 epoch checkpoints"``. A stage
     calls this before writing outputs of several GB, so a full disk fails in seconds, not after hours.
