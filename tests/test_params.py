@@ -46,3 +46,22 @@ def test_a_model_needs_a_checkpoint_or_an_encoder(tmp_path):
 
     with pytest.raises(params.ParamsError, match="models.flaubert"):
         params.load(write(tmp_path, mutate))
+
+
+def test_cross_field_problems_are_all_listed_at_once(tmp_path):
+    def mutate(raw):
+        raw["finetune"]["seeds"] = [1, 1]
+        raw["finetune"]["train_size"] = 10**6  # past the demo corpus (6 x labelled_per_class)
+        raw["extract"]["cka_sentences"] = 10**6
+        raw["probe"]["layers"] = [1, 99]  # past the demo encoders' depth
+        raw["models"]["camembert"]["encoder"]["heads"] = 5  # 128 is not a multiple of 5
+        raw["pretrain"]["heldout"] = 10**6
+
+    with pytest.raises(params.ParamsError) as err:
+        params.load(write(tmp_path, mutate))
+    msg = str(err.value)
+    assert "\n" not in msg
+    for culprit in ("finetune.seeds: repeated seed", "finetune.train_size = 1000000 exceeds",
+                    "extract.cka_sentences = 1000000 exceeds", "probe.layers: layer 99 is past models.camembert",
+                    "models.camembert.encoder: hidden 128 is not a multiple of heads 5", "pretrain.heldout"):
+        assert culprit in msg, culprit

@@ -148,9 +148,33 @@ def load(path: Path = paths.PARAMS) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(f"{path}: invalid params: {_describe(e)}") from None
-    if len(set(params.finetune.seeds)) < len(params.finetune.seeds):
-        raise ParamsError(f"{path}: invalid params: finetune.seeds: repeated seed in {params.finetune.seeds}")
-    missing = [n for n, m in params.models.items() if m.checkpoint is None and m.encoder is None]
-    if missing:
-        raise ParamsError(f"{path}: invalid params: models.{missing[0]}: needs a checkpoint or an encoder spec to pre-train")
+    problems = cross_checks(params)
+    if problems:
+        raise ParamsError(f"{path}: invalid params: {'; '.join(problems)}")
     return params
+
+
+def cross_checks(p: Params) -> list[str]:
+    """Problems no single field shows: repeated seeds, models without weights, layers past an encoder's depth,
+    and (demo corpus, whose sizes params fix) sizes past the data."""
+    out = [f"finetune.seeds: repeated seed in {p.finetune.seeds}"] if len(set(p.finetune.seeds)) < len(
+        p.finetune.seeds) else []
+    for name, m in p.models.items():
+        if m.checkpoint is None and m.encoder is None:
+            out.append(f"models.{name}: needs a checkpoint or an encoder spec to pre-train")
+        elif m.encoder is not None and m.checkpoint is None:
+            if m.encoder.hidden % m.encoder.heads:
+                out.append(f"models.{name}.encoder: hidden {m.encoder.hidden} is not a multiple of heads "
+                           f"{m.encoder.heads}")
+            deepest = max(p.probe.layers) if isinstance(p.probe.layers, list) and p.probe.layers else 0
+            if deepest > m.encoder.layers:
+                out.append(f"probe.layers: layer {deepest} is past models.{name}'s {m.encoder.layers} layers")
+    if (paths.ROOT / p.data.source).resolve() == paths.SYNTH_TARBALL.resolve():  # sizes known before any work
+        per_split, unlabeled = 6 * p.data.synth.labelled_per_class, 3 * p.data.synth.unlabeled_per_domain
+        sizes = {"finetune.train_size": p.finetune.train_size, "finetune.test_size": p.finetune.test_size,
+                 **{f"extract.{k}": v for k, v in p.extract.model_dump().items() if k.endswith("_sentences")}}
+        out += [f"{key} = {n} exceeds the demo corpus's {per_split} reviews per split" for key, n in sizes.items()
+                if n > per_split]
+        if any(m.checkpoint is None for m in p.models.values()) and p.pretrain.heldout >= unlabeled:
+            out.append(f"pretrain.heldout = {p.pretrain.heldout} leaves none of the {unlabeled} unlabeled reviews")
+    return out

@@ -11,6 +11,8 @@ Run: ``python -m embstudy.tokenize camembert`` (or ``dvc repro tokenize``).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 
 from datasets import DatasetDict, load_from_disk
@@ -25,10 +27,22 @@ def tokenize(corpus: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
         ids = tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]
         return {"input_ids": ids, "length": [len(x) for x in ids]}
 
-    splits = DatasetDict({s: corpus[s] for s in ("train", "test")})
-    # keep_in_memory: map() would otherwise write cache-*.arrow files into artifacts/prepare, a DVC output
-    return splits.map(encode, batched=True, batch_size=1000, remove_columns=["text"], desc="tokenize",
-                      keep_in_memory=True)
+    # keep_in_memory: map() would otherwise write cache-*.arrow files into artifacts/prepare, a DVC output.
+    # new_fingerprint: datasets' own hashes the tokenizer object, whose state holds its folder's absolute
+    # path, so another clone would save a different state.json (and DVC would rerun everything after).
+    return DatasetDict({s: corpus[s].map(encode, batched=True, batch_size=1000, remove_columns=["text"],
+                                         desc=f"tokenize {s}", keep_in_memory=True,
+                                         new_fingerprint=fingerprint(corpus[s]["text"], tokenizer, max_length))
+                        for s in ("train", "test")})
+
+
+def fingerprint(texts: list[str], tokenizer, max_length: int) -> str:
+    """A path-independent name for the tokenised split: its texts, the tokenizer's vocabulary, max_length."""
+    digest = hashlib.sha256(f"{type(tokenizer).__name__}|{max_length}|".encode())
+    digest.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def main(name: str) -> None:
