@@ -64,7 +64,8 @@ def test_metrics_and_loss_curve(trained):
     arch, out, metrics = trained
     assert json.loads((out / "m.json").read_text()) == metrics
     assert 0 <= metrics["baseline_accuracy"] <= 1 and 0 <= metrics["masked_accuracy"] <= 1
-    assert metrics["steps"] == MICRO.steps and metrics["tokens_per_second"] > 0
+    assert metrics["steps"] == MICRO.steps
+    assert not {"wall_seconds", "tokens_per_second"} & set(metrics)  # timings would make two runs' files differ
     with open(out / "m-loss.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(1, MICRO.steps + 1))

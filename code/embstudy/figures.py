@@ -283,7 +283,7 @@ def pipeline(df: pd.DataFrame) -> alt.Chart:
     boxes = nodes.mark_point(shape="square", size=1500, filled=True, color="#e8eef9", opacity=1)
     names = nodes.mark_text(fontSize=10, lineBreak="@").encode(text="stage")  # "extract@camembert": two lines
     tallest = df.drop_duplicates("stage").groupby("level").size().max()  # stages side by side in one level
-    return (edges + boxes + names).properties(width=WIDTH, height=max(120, 34 * tallest)).configure_view(
+    return (edges + boxes + names).properties(width=WIDTH, height=max(120, 42 * tallest)).configure_view(
         stroke=None)
 
 
@@ -313,7 +313,7 @@ def _band(df: pd.DataFrame, y: str, title: str, fmt: str, **encode) -> alt.Layer
                               **encode)
     tips = ["model:N", "variant:N", "layer:O", alt.Tooltip("mean:Q", format=fmt, title=y),
             alt.Tooltip("lo:Q", format=fmt), alt.Tooltip("hi:Q", format=fmt), "seeds:Q"]
-    band = base.mark_area(opacity=0.18).encode(y="lo:Q", y2="hi:Q", opacity=_fade(pick, 0.02))
+    band = base.mark_area().encode(y="lo:Q", y2="hi:Q", opacity=alt.condition(pick, alt.value(0.2), alt.value(0.03)))
     line = base.mark_line(point=True).encode(
         y=alt.Y("mean:Q", title=title, scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt[:-1] or None)),
         opacity=_fade(pick), tooltip=tips).add_params(pick)

@@ -74,8 +74,7 @@ def first_seed() -> int:
 def seed_note() -> str:
     """What a chart of single runs shows, for its caption."""
     seeds = config().finetune.seeds
-    return (f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}; every seed, with intervals, in "
-                                               "@sec-beyond" if len(seeds) > 1 else ""))
+    return f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}" if len(seeds) > 1 else "")
 
 
 def relative(path: Path | str) -> str:
@@ -469,7 +468,7 @@ def key_results() -> str:
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
         last, kept = mine["layer"].max(), f"epoch-{config().finetune.epochs}"
         at = lambda f, v, **w: _at(f[f["model"] == m], variant=v, layer=last, **w)  # noqa: E731
-        cos = {v: at(geo, v, measure="cosine") for v in ("pretrained", kept)}
+        cos = {v: at(geo, v, measure="raw") for v in ("pretrained", kept)}
         std = {v: at(geo, v, measure="standardised") for v in ("pretrained", kept)}
         out.append(
             f"- **{m}**: fine-tuned over {len(runs)} seeds to {pct(runs['accuracy'].mean())} test accuracy "
@@ -518,7 +517,7 @@ def adjusted_summary() -> str:
         last = mine["layer"].max()
         parts = [f"{k} {ci(_at(mine, variant='pretrained', layer=last, measure=k), num)} → "
                  f"{ci(_at(mine, variant=kept, layer=last, measure=k), num)}"
-                 for k in ("cosine", "adjusted", "centred", "standardised")]
+                 for k in ("raw", "adjusted", "centred", "standardised")]
         out.append(f"- **{m}**, layer {last}, pre-trained → {kept}: {'; '.join(parts)}.\n")
     return "".join(out)
 

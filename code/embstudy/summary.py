@@ -7,7 +7,7 @@ draws, resampling seeds and sentences together (one seed for the runs that have 
 only). Writes ``artifacts/summary/``:
 
 * ``geometry.csv`` — model, variant, layer, measure, mean, lo, hi, seeds: per-sentence mean token
-  cosine (``cosine``), the same minus the run's anisotropy baseline (``adjusted``, Ethayarajh 2019),
+  cosine (``raw``), the same minus the run's anisotropy baseline (``adjusted``, Ethayarajh 2019),
   after centring and after standardising the dimensions (``centred``, ``standardised``, Timkey & van
   Schijndel 2021), and the covariance trace (``trace``).
 * ``probes.csv`` — model, variant, layer, probe, domain (``all``, books, dvd, music), mean, lo, hi, seeds.
@@ -34,7 +34,7 @@ from scipy.stats import spearmanr
 from embstudy import io, log, params, paths
 
 STAGE = "summary"
-MEASURES = {"cos_mean": "cosine", "adjusted": "adjusted", "cos_centred": "centred",
+MEASURES = {"cos_mean": "raw", "adjusted": "adjusted", "cos_centred": "centred",
             "cos_standardised": "standardised", "cov_trace": "trace"}
 KEYS = ["model", "variant", "layer"]
 
@@ -144,7 +144,7 @@ def correlation(layers: pd.DataFrame, accuracy: pd.DataFrame, boot: Bootstrap) -
     cells = layers.merge(accuracy, on=[*KEYS, "seed"])
     cells = cells[cells["layer"] > 0]
     rows = []
-    for column, measure in {"cos_mean": "cosine", "cos_minus_baseline": "adjusted",
+    for column, measure in {"cos_mean": "raw", "cos_minus_baseline": "adjusted",
                             "cos_centred_mean": "centred", "cos_standardised_mean": "standardised"}.items():
         x, y = cells[column].to_numpy(), cells["accuracy"].to_numpy()
         picks = boot.rng.integers(0, len(x), (boot.resamples, len(x)))
