@@ -87,3 +87,26 @@ def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
     text = bench_report.markdown(results)
     assert "extrapolated from 5 of 50" in text and "**30.0x**" in text and f"| **{total}**" in text
     assert "unknown offline" in text and "not measured" in text
+
+
+def test_memory_child_runs_extract_with_the_committed_params(model, tmp_path, capsys):
+    """The memory part runs extract in a child on MEMORY_REVIEWS reviews a split, with the real params."""
+    import json
+
+    from datasets import Dataset, DatasetDict
+
+    rng = np.random.default_rng(0)
+    n = bench.MEMORY_REVIEWS
+
+    def split():
+        ids = [[0, *rng.integers(3, 30, int(rng.integers(24, 34))).tolist(), 2] for _ in range(n)]  # erank: 256 tokens
+        return Dataset.from_dict(dict(input_ids=ids, length=list(map(len, ids)), label=[i % 2 for i in range(n)],
+                                      domain=["books"] * n, idx=list(range(n))))
+
+    DatasetDict(train=split(), test=split()).save_to_disk(str(tmp_path / "tokens"))
+    model.save_pretrained(tmp_path / "model")
+    bench.memory_child(str(tmp_path / "model"), str(tmp_path), n)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["peak_mb"] >= printed["before_extract_mb"] > 0
+    with np.load(tmp_path / f"out-{n}" / "cls-pretrained.npz") as npz:
+        assert npz["test"].shape[0] == n and npz["test_mean"].shape[0] == min(n, params.load().extract.cka_sentences)

@@ -193,10 +193,12 @@ def memory_child(source: str, work: str, n: int) -> None:
     """Run extract on the first ``n`` reviews of each split; print its peak RSS (MB) as JSON."""
     torch.set_num_threads(THREADS)
     cfg = params.load().extract
+    cfg = cfg.model_copy(update=dict(cka_sentences=min(cfg.cka_sentences, MEMORY_REVIEWS)))  # same at 1x and 4x
     tokens = datasets.load_from_disk(str(Path(work) / "tokens"))
     tokens = datasets.DatasetDict({s: tokens[s].select(range(min(n, len(tokens[s])))) for s in tokens})
     before = rss_mb()
-    extract.extract(NAME, {"pretrained": source}, tokens, cfg, Path(work) / f"out-{n}", torch.device("cpu"))
+    todo = [dict(variant="pretrained", seed=None, source=source, file="cls-pretrained.npz")]
+    extract.extract(NAME, todo, tokens, cfg, Path(work) / f"out-{n}", torch.device("cpu"))
     print(json.dumps(dict(peak_mb=round(rss_mb()["VmHWM"], 1), before_extract_mb=round(before["VmRSS"], 1),
                           peak_before_extract_mb=round(before["VmHWM"], 1))))
 
