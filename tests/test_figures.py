@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embstudy import figures, paths, results
+from embstudy import figures, paths, prose, results
 
 MODELS = ("camembert", "flaubert")
 VARIANTS = ("epoch-2", "pretrained", "epoch-1")  # deliberately out of study order
@@ -241,6 +241,6 @@ def test_correlation_cka_map_and_domain_charts_encode_their_measures():
 
 def test_compare_reads_intervals_and_the_verdicts_follow():
     hi, lo = dict(mean=0.8, lo=0.75, hi=0.85), dict(mean=0.6, lo=0.55, hi=0.65)
-    assert results._compare(hi, lo) == "above" and results._compare(lo, hi) == "below"
-    assert results._compare(hi, dict(mean=0.78, lo=0.7, hi=0.8)) == "indistinguishable from"
-    assert results.ci(hi) == "80.0 % [75.0 %, 85.0 %]"
+    assert prose._compare(hi, lo) == "above" and prose._compare(lo, hi) == "below"
+    assert prose._compare(hi, dict(mean=0.78, lo=0.7, hi=0.8)) == "indistinguishable from"
+    assert prose.ci(hi) == "80.0 % [75.0 %, 85.0 %]"

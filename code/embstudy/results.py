@@ -71,12 +71,6 @@ def first_seed() -> int:
     return config().finetune.seeds[0]
 
 
-def seed_note() -> str:
-    """What a chart of single runs shows, for its caption."""
-    seeds = config().finetune.seeds
-    return f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}" if len(seeds) > 1 else "")
-
-
 def relative(path: Path | str) -> str:
     """``path`` relative to the repository root (a relative path already is)."""
     path = Path(path)
@@ -178,19 +172,6 @@ def lengths(bins: int = 30) -> pd.DataFrame:
     frame = frame.assign(bin=np.clip(np.digitize(frame["words"], edges) - 1, 0, bins - 1))
     out = frame.groupby(["split", "domain", "bin"]).size().rename("reviews").reset_index()
     return out.assign(words_from=edges[out["bin"]].round(), words_to=edges[out["bin"] + 1].round())
-
-
-def examples(per_cell: int = 1, chars: int = 280) -> str:
-    """Markdown: the first ``per_cell`` test reviews of each (domain, label), cut to ``chars`` characters."""
-    frame = corpus()
-    frame = frame[frame["split"] == "test"].groupby(["domain", "label"]).head(per_cell)
-    out = []
-    for r in frame.sort_values(["domain", "label"]).itertuples():
-        text = r.text if len(r.text) <= chars else r.text[:chars].rsplit(" ", 1)[0] + " …"
-        text = re.sub(r"([\\`*_\[\]<>#|@])", r"\\\1", text)
-        label = "positive" if r.label == 1 else "negative"
-        out.append(f"> **{r.domain}, {label}** ({r.words} words): {text}\n")
-    return "\n".join(out)
 
 
 def corpus_counts() -> pd.DataFrame:
@@ -448,133 +429,3 @@ def correlation() -> pd.DataFrame:
     return _summary("correlation.csv")
 
 
-def ci(row, fmt=pct) -> str:
-    """``mean [lo, hi]`` of a summary row, for the prose."""
-    return f"{fmt(row['mean'])} [{fmt(row['lo'])}, {fmt(row['hi'])}]"
-
-
-def level() -> str:
-    return f"{100 * config().summary.level:.0f} %"
-
-
-def key_results() -> str:
-    """Markdown bullets: per model fine-tuning, last-layer probes, cosines and CKA with their intervals; then
-    the study's correlation."""
-    ft, probes, geo, same = finetune(), probes_ci(), geometry_ci(), cka()
-    head, out = main_probe(), []
-    for m in models():
-        runs = ft[(ft["model"] == m) & (ft["start"] == "pre-trained")]
-        control = ft[(ft["model"] == m) & (ft["start"] != "pre-trained")].iloc[0]
-        mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
-        last, kept = mine["layer"].max(), f"epoch-{config().finetune.epochs}"
-        at = lambda f, v, **w: _at(f[f["model"] == m], variant=v, layer=last, **w)  # noqa: E731
-        cos = {v: at(geo, v, measure="raw") for v in ("pretrained", kept)}
-        std = {v: at(geo, v, measure="standardised") for v in ("pretrained", kept)}
-        out.append(
-            f"- **{m}**: fine-tuned over {len(runs)} seeds to {pct(runs['accuracy'].mean())} test accuracy "
-            f"(seeds {pct(runs['accuracy'].min())} to {pct(runs['accuracy'].max())}; TF-IDF on the same "
-            f"reviews {pct(runs['tfidf_accuracy'].iloc[0])}; from random weights {pct(control['accuracy'])}). "
-            f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, 'pretrained'))} pre-trained, "
-            f"{ci(at(mine, kept))} after {kept}, {ci(at(mine, 'random'))} on the random encoder and "
-            f"{ci(at(mine, 'random-' + kept))} on it fine-tuned. The mean token cosine within a sentence goes "
-            f"from {ci(cos['pretrained'], num)} to {ci(cos[kept], num)}; after standardising the dimensions "
-            f"from {ci(std['pretrained'], num)} to {ci(std[kept], num)}. Linear CKA of the last layer with "
-            f"its pre-trained self: {ci(at(same, kept), num)} (control: {ci(at(same, 'random-' + kept), num)}).\n")
-    for r in correlation().itertuples():
-        out.append(f"- Spearman correlation of the {r.measure} cosine with {head} probe accuracy over "
-                   f"{r.cells} (model, variant, seed, layer) cells: **{num(r.rho)}** [{num(r.lo)}, {num(r.hi)}].\n")
-    return f"Intervals: {level()}, bootstrap over seeds and sentences.\n\n" + "".join(out)
-
-
-def _compare(a, b) -> str:
-    """How two intervals relate, in words."""
-    if a["lo"] > b["hi"]:
-        return "above"
-    return "below" if a["hi"] < b["lo"] else "indistinguishable from"
-
-
-def control_summary() -> str:
-    """Markdown bullets per model: the last layer's probe, pre-trained against the random control, before and
-    after fine-tuning, in words decided by the intervals."""
-    probes, head, out = probes_ci(), main_probe(), []
-    kept = f"epoch-{config().finetune.epochs}"
-    for m in models():
-        mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
-        last = mine["layer"].max()
-        at = {v: _at(mine, variant=v, layer=last) for v in ("pretrained", "random", kept, f"random-{kept}")}
-        out.append(f"- **{m}**, layer {last}: pre-trained {ci(at['pretrained'])} is "
-                   f"{_compare(at['pretrained'], at['random'])} the random encoder {ci(at['random'])}; after "
-                   f"fine-tuning, {ci(at[kept])} from pre-trained weights is {_compare(at[kept], at[f'random-{kept}'])} "
-                   f"{ci(at[f'random-{kept}'])} from random weights.\n")
-    return "".join(out)
-
-
-def adjusted_summary() -> str:
-    """Markdown bullets per model: the last layer's four cosine measures, pre-trained and last epoch."""
-    geo, kept, out = geometry_ci(), f"epoch-{config().finetune.epochs}", []
-    for m in models():
-        mine = geo[geo["model"] == m]
-        last = mine["layer"].max()
-        parts = [f"{k} {ci(_at(mine, variant='pretrained', layer=last, measure=k), num)} → "
-                 f"{ci(_at(mine, variant=kept, layer=last, measure=k), num)}"
-                 for k in ("raw", "adjusted", "centred", "standardised")]
-        out.append(f"- **{m}**, layer {last}, pre-trained → {kept}: {'; '.join(parts)}.\n")
-    return "".join(out)
-
-
-def correlation_summary() -> str:
-    """One sentence per measure: the correlation and whether its interval excludes 0."""
-    out = []
-    for r in correlation().itertuples():
-        verdict = ("positive" if r.lo > 0 else "negative" if r.hi < 0 else "not distinguishable from 0")
-        out.append(f"- {r.measure} cosine: rho = {num(r.rho)} [{num(r.lo)}, {num(r.hi)}] over {r.cells} cells, "
-                   f"{verdict}.\n")
-    return "".join(out)
-
-
-def geometry_summary(variants: list[str] | None = None) -> str:
-    """Markdown bullets per (model, variant): first and last layer cosine median, baseline, trace, erank."""
-    geo, out = layers(), []
-    for m in models():
-        sub = geo[geo["model"] == m]
-        first, last = sub["layer"].min(), sub["layer"].max()
-        for v in variants or variant_order(sub["variant"]):
-            a, b = _at(sub, variant=v, layer=first), _at(sub, variant=v, layer=last)
-            out.append(f"- **{m}, {v}**: median cosine {num(a.cos_q50)} at layer {first} and "
-                       f"{num(b.cos_q50)} at layer {last} (baseline {num(a.baseline)} and "
-                       f"{num(b.baseline)}); covariance-trace "
-                       f"median {num(a.cov_median, 1)} → {num(b.cov_median, 1)}; effective rank "
-                       f"{num(a.erank, 1)} → {num(b.erank, 1)}.\n")
-    return "".join(out)
-
-
-def probe_summary() -> str:
-    """Markdown bullets per model: best probe per variant, the controls, and whether the cosine gap tracks
-    accuracy (Spearman over the (variant, layer) cells)."""
-    acc, conv, out = accuracy(), convergence(), []
-    for m in models():
-        sub = acc[acc["model"] == m]
-        main = sub[sub["probe"] == main_probe()]
-        best = "; ".join(f"{v} {pct(g['accuracy'].max())} (layer {g.loc[g['accuracy'].idxmax(), 'layer']})"
-                         for v in variant_order(main["variant"]) for g in [main[main["variant"] == v]])
-        wide = conv[conv["model"] == m].pivot_table(index=["variant", "layer"], columns="measure",
-                                                    values="value")
-        rho = wide.corr(method="spearman").iloc[0, 1] if len(wide) > 2 else float("nan")
-        rho = "undefined (one of them does not vary)" if pd.isna(rho) else num(rho)
-        out.append(f"- **{m}**: best {main_probe()} probe per variant: {best}. Controls: shuffled labels "
-                   "at most "
-                   f"{pct(sub.loc[sub['probe'] == 'shuffled', 'accuracy'].max())}, majority class "
-                   f"{pct(sub.loc[sub['probe'] == 'majority', 'accuracy'].iloc[0])}. Spearman correlation "
-                   "between "
-                   f"the cosine gap and probe accuracy over all (variant, layer) cells: {rho}.\n")
-    return "".join(out)
-
-
-def synth_description() -> str:
-    """How the demo corpus is made: the synth stage's own docstring and its parameters."""
-    from embstudy import synth
-
-    cfg = config().data.synth
-    text = synth.__doc__.split("\n\n")[1].replace("\n", " ")
-    values = ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in cfg.model_dump().items())
-    return f"{text}\n\nParameters (`data.synth` in params.yaml): {values}.\n"

@@ -67,7 +67,7 @@ class Bootstrap:
         return self.over_seeds(float(np.nanmean(np.nanmean(values, 1))), per_seed)
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+def linear_cka(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray | float:
     """Linear CKA of (n, d) representations, for each row of item weights ``w`` (resamples, n); features are
     centred once over all n items. Returns (resamples,) with ``w``, a float without."""
     x, y = x - x.mean(0), y - y.mean(0)
