@@ -50,7 +50,9 @@ def copy_repo(dest: Path) -> Path:
                             cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, listed):
         src = REPO / rel
-        if src.is_file():
+        # no dvc.lock: a copy runs its own pipeline from scratch, and DVC keeps the lock entries of stages that
+        # the copy's params no longer make (another finetune.seeds: finetune@camembert-42 beside -1)
+        if src.is_file() and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
