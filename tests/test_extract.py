@@ -59,8 +59,7 @@ SEEDS = {"pretrained": None, "epoch-1": 7}  # the fine-tuned run carries its see
 
 
 def todo(sources: dict) -> list[dict]:
-    return [dict(variant=v, seed=SEEDS[v], source=src, file=f"cls-{v}" + (f"-s{SEEDS[v]}" if SEEDS[v] else "")
-                 + ".npz") for v, src in sources.items()]
+    return [extract.run(v, SEEDS[v], src) for v, src in sources.items()]
 
 
 def run(tmp_path, sources, toks, cfg=CFG, name="out"):

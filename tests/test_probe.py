@@ -12,9 +12,10 @@ CFG = params.Probe(layers="all", head="linear", epochs=15, lr=1e-2, batch_size=3
 HIDDEN = 8
 
 
-def reviews(n, rng):
-    """(n, 3 hidden states, HIDDEN) float16: state 0 is noise, 1 weakly and 2 strongly separable."""
-    label = rng.integers(0, 2, n)
+def reviews(n, rng, label=None):
+    """(n, 3 hidden states, HIDDEN) float16 of ``label`` (drawn if None): state 0 is noise, 1 weakly and 2
+    strongly separable."""
+    label = rng.integers(0, 2, n) if label is None else label
     x = rng.normal(size=(n, 3, HIDDEN))
     x[:, 1, 0] += 1.5 * (2 * label - 1)
     x[:, 2, :3] += 3.0 * (2 * label - 1)[:, None]
@@ -23,7 +24,7 @@ def reviews(n, rng):
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """As probe.main: tiny steps run far faster on one thread."""
+    """These probes (2 runs x 3 layers x 8 dims) are far smaller than the stage's: one thread runs them faster."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -35,16 +36,18 @@ FILES = {"pretrained": "cls-pretrained.npz", "epoch-1": "cls-epoch-1-s5.npz"}
 
 @pytest.fixture
 def extracted(tmp_path):
-    """An extract folder with two runs in its format (run.json + their npz): pretrained, epoch-1 of seed 5."""
+    """An extract folder with two runs in its format (run.json + their npz): pretrained, epoch-1 of seed 5;
+    the same reviews (labels, domains), other vectors."""
     rng = np.random.default_rng(0)
     folder = tmp_path / "extract"
     folder.mkdir()
+    labels = {"train": rng.integers(0, 2, 300), "test": rng.integers(0, 2, 200)}
+    domains = {split: rng.choice(["books", "dvd", "music"], len(y)) for split, y in labels.items()}
     for variant in ("pretrained", "epoch-1"):
         arrays = {}
-        for split, n in (("train", 300), ("test", 200)):
-            arrays[split], arrays[f"{split}_label"] = reviews(n, rng)
-            arrays[f"{split}_domain"] = rng.choice(["books", "dvd", "music"], n)
-            arrays[f"{split}_idx"] = np.arange(n)
+        for split, y in labels.items():
+            arrays[split], arrays[f"{split}_label"] = reviews(len(y), rng, y)
+            arrays[f"{split}_domain"], arrays[f"{split}_idx"] = domains[split], np.arange(len(y))
         np.savez(folder / FILES[variant], **arrays)
     io.write_json(folder / "run.json", {"runs": [{"variant": "pretrained", "seed": None, "file": FILES["pretrained"]},
                                                  {"variant": "epoch-1", "seed": 5, "file": FILES["epoch-1"]}]})
@@ -127,3 +130,29 @@ def test_shuffled_labels_are_uncorrelated_with_the_true_ones():
     for c in (0, 1):
         assert fake[y == c].mean() == pytest.approx(share, abs=1 / (y == c).sum())
     assert not np.array_equal(fake, probe.shuffled_labels(y, seed=4))
+
+
+def test_a_probe_does_not_depend_on_the_probes_trained_beside_it():
+    """All runs' probes train as one model; without dropout a probe's hits are the same whatever the
+    other stacked layers hold (its initial weights sit at the same place, its gradient is its own)."""
+    rng = np.random.default_rng(2)
+    (train, y_train), (test, y_test) = reviews(300, rng), reviews(200, rng)
+    x = {"train": torch.from_numpy(train).float().transpose(0, 1), "test": torch.from_numpy(test).float().transpose(0, 1)}
+    cfg = CFG.model_copy(update=dict(dropout=0.0, epochs=3))
+    data = {"train_label": y_train, "test_label": y_test}
+    noise = {s: torch.randn_like(v) for s, v in x.items()}
+    beside = [probe.train_all({s: torch.cat([x[s], other[s]]) for s in x}, data, cfg)
+              for other in (x, noise)]  # (3 states + 3 others) stacked
+    for i in (0, 1):  # curves, hits: the first 3 stacked probes are the same run
+        np.testing.assert_array_equal(beside[0][i][..., :3, :] if i else beside[0][i][..., :3],
+                                      beside[1][i][..., :3, :] if i else beside[1][i][..., :3])
+    assert not np.array_equal(beside[0][0][..., 3:], beside[1][0][..., 3:])  # the others did differ
+
+
+def test_runs_with_other_labels_rejected(tmp_path, extracted):
+    with np.load(extracted / FILES["epoch-1"]) as npz:
+        arrays = dict(npz)
+    arrays["test_label"] = 1 - arrays["test_label"]  # train labels unchanged
+    np.savez(extracted / FILES["epoch-1"], **arrays)
+    with pytest.raises(SystemExit, match="test_label differs from cls-pretrained.npz's: rerun extract"):
+        run(tmp_path, extracted)

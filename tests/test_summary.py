@@ -9,7 +9,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from embstudy.summary import Bootstrap, headline, linear_cka, matrix
+from scipy.stats import spearmanr
+
+from embstudy.summary import Bootstrap, headline, linear_cka, matrix, spearman_rows
 
 
 # --- linear CKA ------------------------------------------------------------------------------------------
@@ -198,16 +200,40 @@ def test_over_seeds_picks_each_resample_of_the_drawn_seeds():
     assert (out["lo"], out["hi"]) == pytest.approx(tuple(np.quantile(np.arange(100.0), [0.05, 0.95])))
 
 
+def test_resamples_are_shared_by_cells_of_the_same_size():
+    """Paired intervals: two statistics over the same items see the same resamples (one draw per size)."""
+    boot = Bootstrap(200, 0.9, 0)
+    assert boot.weights(30) is boot.weights(30) and boot.weights(30).shape == (200, 30)
+    assert boot.weights(31).shape == (200, 31) and (boot.weights(30).sum(1) == 30).all()
+    values = np.random.default_rng(1).normal(size=(1, 30))
+    assert boot.mean(values) == boot.mean(values)  # a second cell of the same size: the same draws
+    shifted = boot.mean(values + 1.0)
+    assert shifted["lo"] == pytest.approx(boot.mean(values)["lo"] + 1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float64, (3, 12), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5])),
+       hnp.arrays(np.float64, (3, 12), elements=st.floats(-5, 5)))
+def test_spearman_rows_is_scipy_per_row(x, y):
+    """Ties included (x takes 5 values): average ranks, as scipy; a constant row gives NaN."""
+    got = spearman_rows(x, y)
+    for row, (a, b) in enumerate(zip(x, y)):
+        want = spearmanr(a, b).statistic if np.ptp(a) and np.ptp(b) else np.nan
+        np.testing.assert_allclose(got[row], want, atol=1e-12)
+
+
 # --- matrix and headline ------------------------------------------------------------------------------------
 
 def test_matrix_rows_are_seeds_columns_items_nan_kept():
     frame = pd.DataFrame(dict(seed=pd.array([2, 2, 2, 1, 1, 1], dtype="Int64"), sentence=[0, 1, 2, 2, 1, 0],
                               v=[4.0, np.nan, np.nan, 3.0, np.nan, 1.0]))
     # rows: seeds sorted; the all-NaN column is kept
-    np.testing.assert_array_equal(matrix(frame, "v", "sentence"), [[1.0, np.nan, 3.0], [4.0, np.nan, np.nan]])
+    values, first = matrix(frame, "v", "sentence")
+    np.testing.assert_array_equal(values, [[1.0, np.nan, 3.0], [4.0, np.nan, np.nan]])
+    np.testing.assert_array_equal(frame["sentence"].to_numpy()[first], [0, 1, 2])  # where each item first shows
     unseeded = pd.DataFrame(dict(seed=pd.array([None] * 3, dtype="Int64"), sentence=[2, 0, 1],
                                  v=[3.0, 1.0, 2.0]))
-    np.testing.assert_array_equal(matrix(unseeded, "v", "sentence"), [[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(matrix(unseeded, "v", "sentence")[0], [[1.0, 2.0, 3.0]])
 
 
 def test_headline_keeps_last_layer_of_the_head_probe():

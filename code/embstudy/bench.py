@@ -197,7 +197,7 @@ def memory_child(source: str, work: str, n: int) -> None:
     tokens = datasets.load_from_disk(str(Path(work) / "tokens"))
     tokens = datasets.DatasetDict({s: tokens[s].select(range(min(n, len(tokens[s])))) for s in tokens})
     before = rss_mb()
-    todo = [dict(variant="pretrained", seed=None, source=source, file="cls-pretrained.npz")]
+    todo = [extract.run("pretrained", None, source)]
     extract.extract(NAME, todo, tokens, cfg, Path(work) / f"out-{n}", torch.device("cpu"))
     print(json.dumps(dict(peak_mb=round(rss_mb()["VmHWM"], 1), before_extract_mb=round(before["VmRSS"], 1),
                           peak_before_extract_mb=round(before["VmHWM"], 1))))

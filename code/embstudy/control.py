@@ -45,10 +45,10 @@ def main(name: str) -> None:
     p = params.load()
     log.setup("control", p.profile, name)
     source = encoders.checkpoint(name, encoders.model_params(p, name))
-    random_encoder(source, p.control.seed, paths.control(name) / "init")
-    finetune.run(name, str(paths.control(name) / "init"), p.finetune, p.finetune.seeds[0],
+    random_encoder(source, p.control.seed, paths.control_init(name))
+    finetune.run(name, str(paths.control_init(name)), p.finetune, p.finetune.seeds[0],
                  load_from_disk(str(paths.tokens(name))), load_from_disk(str(paths.CORPUS)),
-                 paths.control(name) / "finetune", paths.metrics("control", name),
+                 paths.control_finetuned(name), paths.metrics("control", name),
                  paths.metrics("control", name, "-history.csv"), gates=False)
 
 

@@ -100,7 +100,7 @@ class Accumulator:
         base_rows, *base_batch = only(self.cfg.baseline_sentences)
         if len(base_rows):
             self.parts = geometry.add_parts(self.parts, geometry.baseline_parts(*base_batch))
-            self.moments = geometry.add_parts(self.moments, geometry.token_moments(*base_batch))
+            self.moments = geometry.merge_moments(self.moments, geometry.token_moments(*base_batch))
         for i, r in enumerate(rows.tolist()):
             if self.erank_keep.get(r):
                 self.erank[r] = hidden[:, i, : self.erank_keep[r]].cpu()  # (layers, kept tokens, hidden)
@@ -146,36 +146,45 @@ class Accumulator:
         return out
 
     def sentences(self, variant: str, idx: list[int], per_sentence: dict) -> pd.DataFrame:
-        rows, nan = [], np.full(self.layers, np.nan)
-        for s in range(max(self.cfg.cos_sentences, self.cfg.cov_sentences)):
-            pairs = self.cos.get(s) if s < self.cfg.cos_sentences else None
-            n = 0 if pairs is None else pairs.shape[1]
-            mean = pairs.astype(np.float64).mean(1) if n else nan
-            var = ((pairs - mean[:, None]) ** 2).sum(1) / (n - 1) if n > 1 else nan  # ddof 1, as pandas
-            cov = self.cov[s] if s < self.cfg.cov_sentences else nan
-            rescaled = {f"cos_{k}": v[s] if s in v else nan for k, v in per_sentence.items()}
-            rows.append(pd.DataFrame(dict(variant=variant, layer=range(self.layers), sentence=s, idx=idx[s],
-                                          tokens=self.lengths[s], cos_mean=mean, cos_var=var, **rescaled,
-                                          cov_trace=cov)))
-        return pd.concat(rows, ignore_index=True)
+        n, layers, cfg = max(self.cfg.cos_sentences, self.cfg.cov_sentences), self.layers, self.cfg
+        columns = {c: np.full((n, layers), np.nan) for c in ("cos_mean", "cos_var", "cov_trace")}  # (sentence, layer)
+        for s in range(cfg.cos_sentences):
+            pairs = self.cos[s].astype(np.float64)  # (layers, pairs)
+            if pairs.shape[1]:
+                columns["cos_mean"][s] = pairs.mean(1)
+            if pairs.shape[1] > 1:
+                columns["cos_var"][s] = pairs.var(1, ddof=1)  # as pandas
+        columns["cov_trace"][: cfg.cov_sentences] = np.stack([self.cov[s] for s in range(cfg.cov_sentences)])
+        for kind, by_sentence in per_sentence.items():
+            columns[f"cos_{kind}"] = np.full((n, layers), np.nan)
+            for s, v in by_sentence.items():
+                columns[f"cos_{kind}"][s] = v
+        order = ["cos_mean", "cos_var", *(f"cos_{k}" for k in per_sentence), "cov_trace"]
+        return pd.DataFrame(dict(variant=variant, layer=np.tile(np.arange(layers), n),
+                                 sentence=np.repeat(np.arange(n), layers), idx=np.repeat(idx[:n], layers),
+                                 tokens=np.repeat(self.lengths[:n], layers),
+                                 **{c: columns[c].ravel() for c in order}))  # sentence-major rows
 
 
 def runs(name: str, model: params.Model, ft: params.Finetune) -> list[dict]:
-    """Every encoder to read, as {variant, seed, file, source}; a missing checkpoint fails before any work."""
-    control = paths.control(name)
-    out = [dict(variant="pretrained", seed=None, source=encoders.checkpoint(name, model)),
-           dict(variant="random", seed=None, source=str(control / "init"))]
-    out += [dict(variant=f"epoch-{k}", seed=s, source=str(paths.finetuned(name, s) / f"epoch-{k}"))
+    """Every encoder to read, as {variant, seed, source, file}; a missing checkpoint fails before any work."""
+    out = [run("pretrained", None, encoders.checkpoint(name, model)),
+           run("random", None, paths.control_init(name))]
+    out += [run(f"epoch-{k}", s, paths.finetuned(name, s) / f"epoch-{k}")
             for s in ft.seeds for k in range(1, ft.epochs + 1)]
-    out += [dict(variant=f"random-epoch-{k}", seed=ft.seeds[0], source=str(control / "finetune" / f"epoch-{k}"))
+    out += [run(f"random-epoch-{k}", ft.seeds[0], paths.control_finetuned(name) / f"epoch-{k}")
             for k in range(1, ft.epochs + 1)]
-    for run in out:
-        local = run["variant"] != "pretrained" or model.checkpoint is None
-        if local and not Path(run["source"]).is_dir():
-            fail(f"{name}: checkpoint {run['source']} of {run['variant']} (seed {run['seed']}) is missing: "
+    for r in out:
+        local = r["variant"] != "pretrained" or model.checkpoint is None
+        if local and not Path(r["source"]).is_dir():
+            fail(f"{name}: checkpoint {r['source']} of {r['variant']} (seed {r['seed']}) is missing: "
                  "run the pretrain, finetune and control stages (finetune.epochs and seeds must match)")
-        run["file"] = f"cls-{run['variant']}" + ("" if run["seed"] is None else f"-s{run['seed']}") + ".npz"
     return out
+
+
+def run(variant: str, seed: int | None, source) -> dict:
+    """One encoder to read: its variant, seed (None if not fine-tuned), checkpoint and npz file name."""
+    return dict(variant=variant, seed=seed, source=str(source), file=paths.cls_file(variant, seed))
 
 
 def check_inputs(tokens: DatasetDict, cfg: params.Extract) -> dict[str, list[list[int]]]:
@@ -230,8 +239,8 @@ def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]
 def mean_tokens(states, mask: torch.Tensor, pick: np.ndarray) -> np.ndarray:
     """(picked rows, layers + 1, hidden) mean of each picked row's real token vectors."""
     pick = torch.as_tensor(pick, device=mask.device)
-    weight = (mask[pick] / mask[pick].sum(1, keepdim=True))[:, None, :, None]  # (rows, 1, tokens, 1)
-    return (torch.stack([h[pick] for h in states], 1) * weight).sum(2).float().cpu().numpy()
+    weight = (mask[pick] / mask[pick].sum(1, keepdim=True))[:, None, :].to(states[0].dtype)  # (rows, 1, tokens)
+    return torch.cat([weight @ h[pick] for h in states], 1).float().cpu().numpy()  # (rows, 1, hidden) each
 
 
 @torch.inference_mode()
@@ -288,7 +297,7 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
     labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in ("train", "test") for c in ("label", "domain", "idx")}
     with io.atomic_dir(out) as tmp:
         for run in todo:
-            start, which = time.perf_counter(), run["file"][4:-4]  # e.g. epoch-1-s42
+            start, which = time.perf_counter(), paths.run_name(run["variant"], run["seed"])  # e.g. epoch-1-s42
             model = load_encoder(run["source"], device)
             cls, stats = run_variant(model, ids, cfg, f"{STAGE} {name} {which}")
             np.savez(tmp / run["file"], **cls, **labels)

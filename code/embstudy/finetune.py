@@ -4,8 +4,9 @@ flue-cls-finetune).
 Reads the model's checkpoint (``encoders.checkpoint``: the demo's ``artifacts/pretrain/<name>`` or a hub
 id), ``artifacts/tokenize/<name>`` (first ``train_size`` train and ``test_size`` test reviews, already
 shuffled by prepare), ``artifacts/prepare/cls`` (raw text for the TF-IDF yardstick) and params
-``finetune``. Writes ``artifacts/finetune/<name>/epoch-<k>/`` (model + tokenizer, save_pretrained),
-``metrics/finetune/<name>.json`` and ``metrics/finetune/<name>-history.csv``.
+``finetune``. One run per seed of ``finetune.seeds`` (a DVC matrix stage each): writes
+``artifacts/finetune/<name>/seed-<seed>/epoch-<k>/`` (model + tokenizer, save_pretrained),
+``metrics/finetune/<name>-<seed>.json`` and ``metrics/finetune/<name>-<seed>-history.csv``.
 
 Gates (non-zero exit, nothing written): the final accuracy may trail a TF-IDF logistic regression on the
 same reviews by at most ``max_gap_to_tfidf`` points, and the final epoch may not predict one class for more
@@ -15,7 +16,7 @@ predict the prior class for their first epoch before they learn (measured: every
 dropout tried), so they are logged and listed in the metrics (``early_collapsed_epochs``) for extract and
 probe to flag. GPU with bf16/fp16 when present, CPU otherwise.
 
-Run: ``python -m embstudy.finetune camembert`` (or ``dvc repro finetune``).
+Run: ``python -m embstudy.finetune camembert 42`` (or ``dvc repro finetune@camembert-42``).
 """
 from __future__ import annotations
 
@@ -102,10 +103,14 @@ def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, 
             for h in logs if "eval_accuracy" in h]
 
 
+def collapsed(epochs: list[dict], cfg: Finetune) -> list[int]:
+    """The epochs predicting one class for more than ``max_majority_share`` of the test reviews."""
+    return [e["epoch"] for e in epochs if e["majority_share"] > cfg.max_majority_share]
+
+
 def check_gates(name: str, epochs: list[dict], tfidf: float, cfg: Finetune) -> list[int]:
     """Raise on a collapsed last epoch or a gap to TF-IDF; return the earlier epochs predicting one class."""
-    collapsed = [e["epoch"] for e in epochs if e["majority_share"] > cfg.max_majority_share]
-    if epochs[-1]["epoch"] in collapsed:
+    if epochs[-1]["epoch"] in collapsed(epochs, cfg):
         raise encoders.EncoderError(
             f"finetune: {name}: predictions collapsed to one class at the last epoch "
             f"({epochs[-1]['majority_share']:.1%} of test reviews > {cfg.max_majority_share:.0%}): "
@@ -114,7 +119,7 @@ def check_gates(name: str, epochs: list[dict], tfidf: float, cfg: Finetune) -> l
     if 100 * final < 100 * tfidf - cfg.max_gap_to_tfidf:
         raise encoders.EncoderError(f"finetune: {name}: accuracy {final:.1%} trails TF-IDF {tfidf:.1%} by "
                                     f"more than {cfg.max_gap_to_tfidf} points: train longer or change lr")
-    return collapsed
+    return collapsed(epochs, cfg)
 
 
 def checkpoint_bytes(model, epochs: int) -> int:
@@ -143,8 +148,7 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch only rank 0 writes
     with io.atomic_dir(out_dir) if writer else tempfile.TemporaryDirectory() as tmp:
         epochs = train(model, tokenizer, train_ds, test_ds, cfg, seed, Path(tmp))
-        early = check_gates(name, epochs, tfidf, cfg) if gates else [
-            e["epoch"] for e in epochs if e["majority_share"] > cfg.max_majority_share]
+        early = check_gates(name, epochs, tfidf, cfg) if gates else collapsed(epochs, cfg)
     if not writer:
         return {}
     if early:
@@ -171,8 +175,8 @@ def main(name: str, seed: int) -> None:
         raise encoders.EncoderError(f"finetune: seed {seed} is not in finetune.seeds {p.finetune.seeds}")
     source = encoders.checkpoint(name, encoders.model_params(p, name))
     run(name, source, p.finetune, seed, load_from_disk(str(paths.tokens(name))),
-        load_from_disk(str(paths.CORPUS)), paths.finetuned(name, seed), paths.metrics("finetune", f"{name}-{seed}"),
-        paths.metrics("finetune", f"{name}-{seed}", "-history.csv"))
+        load_from_disk(str(paths.CORPUS)), paths.finetuned(name, seed), paths.finetune_metrics(name, seed),
+        paths.finetune_metrics(name, seed, "-history.csv"))
 
 
 if __name__ == "__main__":

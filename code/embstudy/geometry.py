@@ -13,8 +13,9 @@ Torch tensors or numpy arrays are accepted; everything is computed in float32
 * :func:`anisotropy_baseline` — mean cosine between tokens of *different* sentences
   (Ethayarajh 2019), exact in O(tokens x dim); :func:`baseline_parts` /
   :func:`baseline_from_parts` (summed with :func:`add_parts`) compute it batch by batch;
-* :func:`token_moments` / :func:`moments_from_parts` — per-dimension mean and standard deviation of
-  the tokens, batch by batch, to centre or standardise before cosines (Timkey & van Schijndel 2021).
+* :func:`token_moments` / :func:`merge_moments` / :func:`moments_from_parts` — per-dimension mean and
+  standard deviation of the tokens, batch by batch, to centre or standardise before cosines (Timkey & van
+  Schijndel 2021).
 
 A zero vector has cosine 0 with everything (``F.normalize``'s epsilon), where a
 naive ``dot / (norm * norm)`` would give NaN.
@@ -39,7 +40,8 @@ def _compact(hidden, mask) -> tuple[torch.Tensor, torch.Tensor]:
 
 def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
     """One tensor (..., pairs) per sentence: cosines of its token pairs i<j, row-major (np.triu_indices)."""
-    unit, lengths = _compact(hidden, mask)
+    unit, lengths = _compact(hidden, mask) if not _tensor(mask, torch.bool).all() else (
+        _tensor(hidden), _tensor(mask, torch.bool).sum(-1))  # no padding: nothing to move
     unit = F.normalize(unit, dim=-1)
     gram = unit @ unit.transpose(-1, -2)  # (..., batch, tokens, tokens)
     rows, cols = torch.triu_indices(gram.shape[-1], gram.shape[-1], 1, device=gram.device)
@@ -51,10 +53,10 @@ def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
 def covariance_trace(hidden, mask) -> torch.Tensor:
     """(..., batch) trace of ``np.cov`` of each sentence's token vectors (ddof 1); NaN for one token."""
     keep = _tensor(mask, torch.bool)[..., None]  # (batch, tokens, 1)
-    hidden = torch.where(keep, _tensor(hidden), 0.0)  # padding may hold anything
+    hidden = torch.where(keep, _tensor(hidden), 0.0)  # padding may hold anything; a fresh tensor, edited in place
     n = keep.sum(-2, dtype=torch.float32)  # (batch, 1)
-    centred = torch.where(keep, hidden - (hidden.sum(-2) / n)[..., None, :], 0.0)  # (..., batch, tokens, dim)
-    return centred.square().sum((-2, -1)) / (n[..., 0] - 1)  # 0/0 = NaN for a single token, as np.cov
+    centred = hidden.sub_((hidden.sum(-2) / n)[..., None, :]).masked_fill_(~keep, 0.0)  # (..., batch, tokens, dim)
+    return centred.square_().sum((-2, -1)) / (n[..., 0] - 1)  # 0/0 = NaN for a single token, as np.cov
 
 
 def effective_rank(matrix) -> torch.Tensor | float:
@@ -71,8 +73,8 @@ def baseline_parts(hidden, mask) -> tuple[torch.Tensor, torch.Tensor, float, flo
     token count N and sum of squared sentence lengths. Add the parts of several batches, then
     call :func:`baseline_from_parts`."""
     weight = _tensor(mask, torch.float64)
-    unit = torch.where(weight[..., None] > 0, F.normalize(_tensor(hidden), dim=-1), 0.0)
-    per_sentence = unit.sum(-2, dtype=torch.float64)  # (..., batch, dim): each term upcast, no float64 copy
+    unit = F.normalize(_tensor(hidden), dim=-1).masked_fill_(weight[..., None] == 0, 0.0)  # padding: garbage
+    per_sentence = unit.sum(-2).double()  # (..., batch, dim): a sentence's unit vectors in float32 (norm <= tokens)
     lengths = weight.sum(-1)
     within = (per_sentence**2).sum((-2, -1))
     return per_sentence.sum(-2), within, float(lengths.sum()), float((lengths**2).sum())
@@ -91,23 +93,33 @@ def add_parts(a, b):
     return b if a is None else tuple(x + y for x, y in zip(a, b))
 
 
-def token_moments(hidden, mask) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Additive sums over real tokens: sum (..., dim), sum of squares (..., dim) in float64, token count.
-    Squares are taken in float64 (one leading slice at a time, to bound memory): float32 squares lose the
-    digits that ``squares / n - mean**2`` needs."""
-    weight = _tensor(mask, torch.float64)[..., None]  # (batch, tokens, 1)
-    hidden = torch.where(weight > 0, _tensor(hidden), 0.0)
-    flat = hidden.reshape(-1, *hidden.shape[-3:])  # (leading, batch, tokens, dim)
-    squares = torch.stack([h.double().square().sum((0, 1)) for h in flat]).reshape(*hidden.shape[:-3], -1)
-    return hidden.sum((-3, -2), dtype=torch.float64), squares, float(weight.sum())
+def token_moments(hidden, mask) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Token count, mean (..., dim) and sum of squared deviations from that mean (..., dim) over the real
+    tokens, returned in float64 for :func:`merge_moments`. The deviations are squared in float32 around the
+    batch's own mean, so nothing cancels (squares of raw values lose the digits ``E[x^2] - mean^2`` needs)."""
+    keep = _tensor(mask, torch.bool)[..., None]  # (batch, tokens, 1)
+    hidden = torch.where(keep, _tensor(hidden), 0.0)  # a fresh tensor, edited in place below
+    n = float(keep.sum())
+    mean = hidden.sum((-3, -2)) / n  # (..., dim)
+    squares = hidden.sub_(mean[..., None, None, :]).masked_fill_(~keep, 0.0).square_().sum((-3, -2))
+    return n, mean.double(), squares.double()
+
+
+def merge_moments(a, b):
+    """Moments of two sets of tokens from theirs (Chan, Golub & LeVeque 1979); ``a`` may be None."""
+    if a is None:
+        return b
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n, delta = na + nb, mb - ma
+    return n, ma + delta * (nb / n), sa + sb + delta**2 * (na * nb / n)
 
 
 def moments_from_parts(parts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 mean and standard deviation (ddof 0). A constant dimension (std below 1e-6 of its mean's size,
-    the cancellation noise of ``squares / n - mean**2``) gets 1: centred, it stays 0."""
-    total, squares, n = parts
-    mean = total / n
-    std = (squares / n - mean**2).clamp_min(0).sqrt()
+    """Float32 mean and standard deviation (ddof 0) from :func:`token_moments` / :func:`merge_moments`. A
+    constant dimension (std below 1e-6 of its mean's size: the float32 rounding of a batch mean) gets 1:
+    centred, it stays 0."""
+    n, mean, squares = parts
+    std = (squares / n).sqrt()
     return mean.float(), torch.where(std > 1e-6 * mean.abs(), std, 1.0).float()
 
 

@@ -34,9 +34,18 @@ def finetuned(model: str, seed: int | None = None) -> Path:
 
 
 def control(model: str) -> Path:
-    """The control encoder of ``model``: ``init/`` (random weights, the model's tokenizer) and
-    ``finetune/epoch-k/`` (that encoder fine-tuned like the others)."""
+    """The control stage's folder for ``model``: :func:`control_init` and :func:`control_finetuned`."""
     return ARTIFACTS / "control" / model
+
+
+def control_init(model: str) -> Path:
+    """The control encoder of ``model``: random weights, the model's tokenizer."""
+    return control(model) / "init"
+
+
+def control_finetuned(model: str) -> Path:
+    """The control encoder fine-tuned like the others: ``epoch-1/``, ``epoch-2/``..."""
+    return control(model) / "finetune"
 
 
 def extracted(model: str) -> Path:
@@ -55,5 +64,21 @@ def summary() -> Path:
 
 
 def metrics(stage: str, model: str, suffix: str = ".json") -> Path:
-    """Small committed metric or plot file, e.g. ``metrics/finetune/camembert.json``."""
+    """Small committed metric or plot file, e.g. ``metrics/probe/camembert.json``."""
     return METRICS / stage / f"{model}{suffix}"
+
+
+def finetune_metrics(model: str, seed: int, suffix: str = ".json") -> Path:
+    """Metrics (``.json``) or per-epoch history (``-history.csv``) of one fine-tuning run."""
+    return metrics("finetune", f"{model}-{seed}", suffix)
+
+
+def run_name(variant: str, seed: int | None) -> str:
+    """A run of extract and probe in file names and metrics keys: ``epoch-2-s42``; ``pretrained`` and
+    ``random`` (not fine-tuned) have no seed."""
+    return variant if seed is None else f"{variant}-s{seed}"
+
+
+def cls_file(variant: str, seed: int | None) -> str:
+    """A run's first-token vectors in its model's extract folder."""
+    return f"cls-{run_name(variant, seed)}.npz"

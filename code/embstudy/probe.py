@@ -1,8 +1,8 @@
 """Stage ``probe``: the seed's [CLS] study — probes per variant and layer, controls, class cones.
 
 Reads ``artifacts/extract/<model>/`` (``run.json`` and its runs' ``cls-*.npz``: float16
-first-token vectors (reviews, layers + 1, hidden) with labels). For every run (variant, seed), all
-layers in ``probe.layers`` are probed at once: each probe is trained on the train
+first-token vectors (reviews, layers + 1, hidden) with labels). Every layer in ``probe.layers`` of every
+run (variant, seed) is probed at once, one model holding all the probes: each is trained on the train
 vectors and scored on the test vectors after every epoch (the last epoch's accuracy is
 the result, as the seed). Probes: ``probe.head`` (``linear``: dropout, one linear unit,
 sigmoid, as the seed; ``roberta``: dropout, dense tanh, dropout, linear), the same head
@@ -58,6 +58,9 @@ def load_cls(folder: Path) -> list[tuple[dict, dict[str, np.ndarray]]]:
             out.append((run, dict(npz)))
         if not set(np.unique(out[-1][1]["train_label"])) == {0, 1}:
             fail(f"{folder}/{run['file']}: train labels must hold both classes 0 and 1")
+        for key in ("train_label", "test_label"):  # every run's probes train as one model on the same labels
+            if not np.array_equal(out[-1][1][key], out[0][1][key]):
+                fail(f"{folder}/{run['file']}: {key} differs from {out[0][0]['file']}'s: rerun extract")
     return out
 
 
@@ -82,7 +85,8 @@ def glorot(fan_in: int, fan_out: int, *shape: int) -> nn.Parameter:
 class Heads(nn.Module):
     """copies x layers probes as one model: x (layers, batch, hidden) -> logits (copies, layers, batch).
 
-    The loss sums the probes' own losses and Adam is elementwise: each probe trains as if alone."""
+    The loss sums the probes' own losses and Adam is elementwise: each probe trains as if alone (with
+    dropout 0, bit for bit: tests/test_probe.py), only the dropout masks come from one shared stream."""
 
     def __init__(self, copies: int, layers: int, hidden: int, head: str, dropout: float):
         super().__init__()
@@ -93,10 +97,11 @@ class Heads(nn.Module):
         self.bias = nn.Parameter(torch.zeros(copies, layers, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(x.expand(self.weight.shape[0], *x.shape))  # (copies, layers, batch, hidden)
+        # training: (copies, layers, batch, hidden), a dropout mask per copy; eval: (1, ...) broadcast, no copy
+        x = self.drop(x.expand(self.weight.shape[0], *x.shape)) if self.training else x[None]
         if self.dense is not None:
-            x = self.drop(torch.tanh(torch.einsum("clbh,clkh->clbk", x, self.dense) + self.dense_bias))
-        return torch.einsum("clbh,clh->clb", x, self.weight) + self.bias
+            x = self.drop(torch.tanh(x @ self.dense.transpose(-1, -2) + self.dense_bias))  # (copies, ..., hidden)
+        return (x @ self.weight[..., None])[..., 0] + self.bias  # (copies, layers, batch)
 
 
 def train_probes(x_train, y_train, x_test, y_test, cfg: params.Probe, desc: str = ""):
@@ -157,18 +162,26 @@ def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def accuracies(variant: str, x: dict, data: dict, layers: list[int], cfg: params.Probe):
-    """Tidy accuracy and per-epoch curve rows of one variant; x: {split: (layers, reviews, hidden)}."""
+def train_all(x: dict, data: dict, cfg: params.Probe) -> tuple[np.ndarray, np.ndarray]:
+    """The head on the true labels (copy 0) and on the control task (copy 1) for every stacked layer of
+    ``x`` {split: (runs x layers, reviews, hidden)}: curves (epochs, 2, runs x layers), hits (2, runs x
+    layers, reviews). One model trains them all: each probe's gradient is its own (see Heads)."""
     as_y = lambda y: torch.as_tensor(y, dtype=torch.float32, device=x["train"].device)  # noqa: E731
-    y_train, y_test = as_y(data["train_label"]), as_y(data["test_label"])
-    # copy 0: the probe; copy 1: its control task (Hewitt & Liang), random labels on train AND test, so
-    # its test accuracy says what fitting labels that carry no information scores here (~chance).
-    labels = torch.stack([y_train, as_y(shuffled_labels(data["train_label"], cfg.seed))])
-    targets = torch.stack([y_test, as_y(shuffled_labels(data["test_label"], cfg.seed + 1))])
-    curves, hits = train_probes(x["train"], labels, x["test"], targets, cfg, f"{STAGE} {variant}")
-    majority = float((y_test == float(y_train.mean() >= 0.5)).float().mean())
+    # copy 1: the control task (Hewitt & Liang), random labels on train AND test, so its test accuracy
+    # says what fitting labels that carry no information scores here (~chance).
+    labels = torch.stack([as_y(data["train_label"]), as_y(shuffled_labels(data["train_label"], cfg.seed))])
+    targets = torch.stack([as_y(data["test_label"]), as_y(shuffled_labels(data["test_label"], cfg.seed + 1))])
+    return train_probes(x["train"], labels, x["test"], targets, cfg, f"{STAGE} {x['train'].shape[0]} probes")
+
+
+def accuracies(variant: str, curves: np.ndarray, hits: np.ndarray, x: dict, data: dict, layers: list[int],
+               cfg: params.Probe):
+    """Tidy accuracy, per-epoch curve and per-review rows of one run from its slice of train_all's results;
+    x: {split: (layers, reviews, hidden)} of the run (for logreg)."""
+    train_y, test_y = data["train_label"], data["test_label"]
+    majority = float((test_y == float(train_y.mean() >= 0.5)).mean())
     scored = {cfg.head: hits[0], "logreg": logreg(x["train"].cpu().numpy(), x["test"].cpu().numpy(),
-                                                  data["train_label"], data["test_label"])}  # (layers, n)
+                                                  train_y, test_y)}  # (layers, n)
     acc = {cfg.head: curves[-1, 0], "shuffled": curves[-1, 1], "majority": [majority] * len(layers),
            "logreg": scored["logreg"].mean(-1)}
     table = pd.DataFrame([dict(variant=variant, layer=k, probe=p, accuracy=float(a[i]))
@@ -176,7 +189,7 @@ def accuracies(variant: str, x: dict, data: dict, layers: list[int], cfg: params
     epoch, kind, layer = (a.ravel() for a in np.indices(curves.shape))  # curves' own axes
     curve = pd.DataFrame(dict(variant=variant, layer=np.asarray(layers)[layer], epoch=epoch + 1,
                               probe=np.array([cfg.head, "shuffled"])[kind], accuracy=curves.ravel()))
-    n = len(data["test_label"])
+    n = len(test_y)
     predictions = pd.concat([pd.DataFrame(dict(variant=variant, layer=np.repeat(layers, n), probe=name,
                                                row=np.tile(np.arange(n), len(layers)),
                                                domain=np.tile(data["test_domain"], len(layers)),
@@ -197,11 +210,20 @@ def cone_tables(variant: str, x: dict, data: dict, layers: list[int]):
     return cone, separation
 
 
-def probe_variant(variant: str, data: dict, layers: list[int], cfg: params.Probe, device: str = "cpu"):
-    """accuracy, curves, predictions, cones and separation rows of one run (``data``: its npz)."""
-    x = {s: torch.from_numpy(data[s][:, layers].astype(np.float32)).transpose(0, 1).contiguous().to(device)
-         for s in ("train", "test")}  # (layers, reviews, hidden)
-    return *accuracies(variant, x, data, layers, cfg), *cone_tables(variant, x, data, layers)
+def probe_runs(data: list[tuple[dict, dict]], layers: list[int], cfg: params.Probe, device: str = "cpu"):
+    """accuracy, curves, predictions, cones and separation tables of every run (``data``: extract's runs and
+    npz arrays); the head probes of all runs and layers train at once."""
+    x = {s: torch.from_numpy(np.concatenate([d[s][:, layers] for _, d in data], 1)).transpose(0, 1)
+         .float().contiguous().to(device) for s in ("train", "test")}  # (runs x layers, reviews, hidden)
+    curves, hits = train_all(x, data[0][1], cfg)
+    parts = []
+    for r, (run, d) in enumerate(data):
+        mine = slice(r * len(layers), (r + 1) * len(layers))  # this run's probes, run-major
+        x_run = {s: v[mine] for s, v in x.items()}
+        tables = (*accuracies(run["variant"], curves[..., mine], hits[:, mine], x_run, d, layers, cfg),
+                  *cone_tables(run["variant"], x_run, d, layers))
+        parts.append([t.assign(seed=run["seed"]).astype({"seed": "Int64"}) for t in tables])
+    return (pd.concat(p, ignore_index=True) for p in zip(*parts))
 
 
 def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: Path, metrics_curves: Path,
@@ -211,11 +233,10 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     data = load_cls(folder)
     layers = check_layers(cfg.layers, data[0][1]["test"].shape[1])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    parts = [[t.assign(seed=run["seed"]).astype({"seed": "Int64"})
-              for t in probe_variant(run["variant"], d, layers, cfg, device)] for run, d in data]
-    accuracy, curves, predictions, cones_, separation = (pd.concat(p, ignore_index=True) for p in zip(*parts))
+    accuracy, curves, predictions, cones_, separation = probe_runs(data, layers, cfg, device)
     accuracy.insert(0, "model", name)
-    key = accuracy["variant"] + accuracy["seed"].map(lambda s: "" if pd.isna(s) else f"-s{s}")
+    key = [paths.run_name(v, None if pd.isna(s) else s) for v, s in zip(accuracy["variant"], accuracy["seed"])]
+    key = pd.Series(key, index=accuracy.index)
     grid = {p: {v: {f"layer_{r.layer}": round(r.accuracy, 6) for r in g.itertuples()}
                 for v, g in accuracy[accuracy.probe == p].groupby(key[accuracy.probe == p], sort=False)}
             for p in (cfg.head, "logreg")}
@@ -237,7 +258,7 @@ def main(name: str) -> None:
     p = params.load()
     encoders.model_params(p, name)  # an unknown name fails here, in one line
     logger = log.setup(STAGE, p.profile, name)
-    torch.set_num_threads(1)  # tiny steps: a 2nd thread only syncs (3 ms vs 69 ms a step on busy cores)
+    torch.set_num_threads(encoders.n_threads())  # every run's probes in one step: 0.79 s vs 1.03 s an epoch on 1
     probe(name, paths.extracted(name), p.probe, paths.probed(name), paths.metrics(STAGE, name),
           paths.metrics(STAGE, name, "-curves.csv"), logger)
 

@@ -269,21 +269,23 @@ def convergence() -> pd.DataFrame:
     return long.replace({"measure": names})
 
 
-def _runs() -> list[tuple[str, str, int, str]]:
-    """(model, start, seed, metrics stem) of every fine-tuning run: each seed, then the control."""
+def _runs() -> list[tuple[str, str, int, functools.partial]]:
+    """(model, start, seed, its metrics file given a suffix) of every fine-tuning run: each seed, then the
+    control."""
     seeds = config().finetune.seeds
-    return [(m, "pre-trained", s, f"finetune/{m}-{s}") for m in models() for s in seeds] + \
-        [(m, "random (control)", seeds[0], f"control/{m}") for m in models()]
+    return [(m, "pre-trained", s, functools.partial(paths.finetune_metrics, m, s)) for m in models() for s in seeds] + \
+        [(m, "random (control)", seeds[0], functools.partial(paths.metrics, "control", m)) for m in models()]
 
 
 def finetune_files() -> list[str]:
     """The fine-tuning metrics and histories of every run, for :func:`provenance`."""
-    return [f"metrics/{stem}{suffix}" for *_, stem in _runs() for suffix in (".json", "-history.csv")]
+    return [str(file(suffix).relative_to(paths.ROOT)) for *_, file in _runs()
+            for suffix in (".json", "-history.csv")]
 
 
 def finetune() -> pd.DataFrame:
     """Final fine-tuning metrics per (model, start, seed): accuracy, f1, TF-IDF yardstick, sizes."""
-    rows = [{"model": m, "start": start, **_json(paths.METRICS / f"{stem}.json")} for m, start, _, stem in _runs()]
+    rows = [{"model": m, "start": start, **_json(file(".json"))} for m, start, _, file in _runs()]
     return pd.DataFrame(rows).drop(columns="epochs")  # per-epoch details: finetune_history()
 
 
@@ -299,8 +301,8 @@ def finetune_table() -> pd.DataFrame:
 
 def finetune_history() -> pd.DataFrame:
     """Per (model, start, seed, epoch): training loss, test accuracy and F1."""
-    frames = [_read(paths.METRICS / f"{stem}-history.csv", "the fine-tuning history")
-              .assign(model=m, start=start, seed=s) for m, start, s, stem in _runs()]
+    frames = [_read(file("-history.csv"), "the fine-tuning history").assign(model=m, start=start, seed=s)
+              for m, start, s, file in _runs()]
     return pd.concat(frames, ignore_index=True)
 
 

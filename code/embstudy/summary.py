@@ -29,30 +29,45 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from embstudy import io, log, params, paths
 
 STAGE = "summary"
-MEASURES = {"cos_mean": "raw", "adjusted": "adjusted", "cos_centred": "centred",
-            "cos_standardised": "standardised", "cov_trace": "trace"}
+MEASURES = {  # measure: (its column in sentences.csv, its per-layer mean in layers.csv; None: not a cosine)
+    "raw": ("cos_mean", "cos_mean"), "adjusted": ("adjusted", "cos_minus_baseline"),
+    "centred": ("cos_centred", "cos_centred_mean"), "standardised": ("cos_standardised", "cos_standardised_mean"),
+    "trace": ("cov_trace", None)}
 KEYS = ["model", "variant", "layer"]
 
 
 class Bootstrap:
-    """Percentile intervals of means over (seeds, items) matrices, resampling both axes at once."""
+    """Percentile intervals of means over (seeds, items) matrices, resampling both axes at once.
+
+    Resamples are drawn once per number of items (and of seeds) and shared by every statistic of that size:
+    intervals are paired across cells (variants, layers, measures), and the stage draws a handful of
+    multinomials instead of one per cell."""
 
     def __init__(self, resamples: int, level: float, seed: int):
         self.rng, self.resamples, self.tails = np.random.default_rng(seed), resamples, [(1 - level) / 2,
                                                                                         (1 + level) / 2]
+        self.drawn = {}  # (kind, n) -> resamples, drawn at first use
 
     def weights(self, n: int) -> np.ndarray:
         """(resamples, n) multiplicities of an n-item resample with replacement."""
-        return self.rng.multinomial(n, np.full(n, 1 / n), size=self.resamples).astype(np.float64)
+        if ("items", n) not in self.drawn:
+            self.drawn["items", n] = self.rng.multinomial(n, np.full(n, 1 / n), size=self.resamples).astype(float)
+        return self.drawn["items", n]
+
+    def picks(self, n: int) -> np.ndarray:
+        """(resamples, n) indices of an n-item resample with replacement."""
+        if ("picks", n) not in self.drawn:
+            self.drawn["picks", n] = self.rng.integers(0, n, (self.resamples, n))
+        return self.drawn["picks", n]
 
     def over_seeds(self, point: float, per_seed: np.ndarray) -> dict:
         """``per_seed`` (seeds, resamples): each seed's statistic under the shared item resamples."""
-        pick = self.rng.integers(0, len(per_seed), (self.resamples, len(per_seed)))  # (resamples, seeds)
+        pick = self.picks(len(per_seed))  # (resamples, seeds)
         draws = per_seed[pick, np.arange(self.resamples)[:, None]].mean(1)
         lo, hi = np.nanquantile(draws, self.tails)  # NaN: a resample that drew no valid item
         return {"mean": point, "lo": lo, "hi": hi, "seeds": len(per_seed)}
@@ -90,28 +105,34 @@ def load(model: str) -> tuple[list[dict], pd.DataFrame, pd.DataFrame, pd.DataFra
     return runs, sentences.assign(adjusted=sentences["cos_mean"] - sentences["baseline"]), layers, predictions
 
 
-def matrix(frame: pd.DataFrame, value: str, item: str) -> np.ndarray:
-    """(seeds, items) of ``value``; a run without a seed is one row."""
-    return frame.pivot_table(index=frame["seed"].fillna(-1), columns=item, values=value, dropna=False,
-                             aggfunc="first").to_numpy(np.float64)
+def matrix(frame: pd.DataFrame, value: str, item: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds, items) of ``value`` (a run without a seed is one row; seeds and items sorted, a missing cell
+    NaN) and the row of ``frame`` where each item first appears."""
+    seeds, seed_of = np.unique(frame["seed"].to_numpy(np.int64, na_value=-1), return_inverse=True)
+    items, first, item_of = np.unique(frame[item].to_numpy(), return_index=True, return_inverse=True)
+    out = np.full((len(seeds), len(items)), np.nan)
+    out[seed_of, item_of] = frame[value].to_numpy(np.float64)
+    return out, first
 
 
 def geometry(model: str, sentences: pd.DataFrame, boot: Bootstrap) -> list[dict]:
     rows = []
     for (variant, layer), g in sentences.groupby(["variant", "layer"], sort=False):
-        for column, measure in MEASURES.items():
+        for measure, (column, _) in MEASURES.items():
             rows.append({"model": model, "variant": variant, "layer": layer, "measure": measure,
-                         **boot.mean(matrix(g, column, "sentence"))})
+                         **boot.mean(matrix(g, column, "sentence")[0])})
     return rows
 
 
 def probes(model: str, predictions: pd.DataFrame, boot: Bootstrap) -> list[dict]:
-    rows, predictions = [], predictions.assign(correct=predictions["correct"].astype(float))
+    rows = []
     for (variant, layer, probe), g in predictions.groupby(["variant", "layer", "probe"], sort=False):
-        for domain in ["all", *sorted(g["domain"].unique())]:
-            mine = g if domain == "all" else g[g["domain"] == domain]
-            rows.append({"model": model, "variant": variant, "layer": layer, "probe": probe, "domain": domain,
-                         **boot.mean(matrix(mine, "correct", "row"))})
+        hits, first = matrix(g, "correct", "row")  # (seeds, test reviews)
+        domain = g["domain"].to_numpy()[first]  # (test reviews,)
+        for name in ["all", *sorted(set(domain))]:
+            mine = hits if name == "all" else hits[:, domain == name]
+            rows.append({"model": model, "variant": variant, "layer": layer, "probe": probe, "domain": name,
+                         **boot.mean(mine)})
     return rows
 
 
@@ -143,15 +164,25 @@ def correlation(layers: pd.DataFrame, accuracy: pd.DataFrame, boot: Bootstrap) -
     Layer 0 is left out: the first token's embedding is the same vector for every review (chance probes)."""
     cells = layers.merge(accuracy, on=[*KEYS, "seed"])
     cells = cells[cells["layer"] > 0]
-    rows = []
-    for column, measure in {"cos_mean": "raw", "cos_minus_baseline": "adjusted",
-                            "cos_centred_mean": "centred", "cos_standardised_mean": "standardised"}.items():
-        x, y = cells[column].to_numpy(), cells["accuracy"].to_numpy()
-        picks = boot.rng.integers(0, len(x), (boot.resamples, len(x)))
-        draws = [spearmanr(x[p], y[p]).statistic for p in picks]
+    y, rows = cells["accuracy"].to_numpy(), []
+    for measure, (_, column) in MEASURES.items():
+        if column is None:
+            continue
+        x = cells[column].to_numpy()
+        picks = boot.picks(len(x))  # (resamples, cells)
+        draws = spearman_rows(x[picks], y[picks])
         lo, hi = np.nanquantile(draws, boot.tails)
         rows.append({"measure": measure, "cells": len(x), "rho": spearmanr(x, y).statistic, "lo": lo, "hi": hi})
     return rows
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row pair of (rows, n) arrays: Pearson's r of the ranks (ties averaged, as scipy);
+    NaN for a constant row."""
+    rx, ry = (rankdata(a, axis=1) for a in (x, y))
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
 
 
 def main() -> None:
