@@ -138,24 +138,3 @@ def test_special_token_mismatch_is_caught(trained):
     config.vocab_size = len(tokenizer) - 1
     with pytest.raises(encoders.EncoderError, match=r"pad_token_id=\d+ but tokenizer has \d+; vocab_size="):
         encoders.check_special_tokens(tokenizer, config)
-
-
-def test_masked_only_logits_give_the_models_own_loss(trained):
-    """Training scores the masked positions only; the loss must equal the model's own (every position,
-    -100 ignored), and so must its gradient."""
-    arch, out, _ = trained
-    model = AutoModelForMaskedLM.from_pretrained(out / "model").eval()  # eval: no dropout, both passes alike
-    ids = torch.randint(5, model.config.vocab_size, (3, 16), generator=torch.Generator().manual_seed(0))
-    labels = torch.full_like(ids, -100)
-    masked = torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) < 0.3
-    labels[masked] = ids[masked]
-    ours = torch.nn.functional.cross_entropy(encoders.mlm_logits(model, ids, masked), labels[masked])
-    grad_ours = torch.autograd.grad(ours, list(model.parameters()), allow_unused=True)
-    theirs = model(input_ids=ids, labels=labels).loss
-    grad_theirs = torch.autograd.grad(theirs, list(model.parameters()), allow_unused=True)
-    assert masked.sum() < ids.numel() and ours.item() == pytest.approx(theirs.item(), rel=1e-6)
-    for a, b in zip(grad_ours, grad_theirs):
-        if a is None or b is None:
-            assert a is None and b is None
-        else:
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)

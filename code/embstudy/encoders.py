@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, CamembertConfig,
                           CamembertForMaskedLM, FlaubertConfig, FlaubertWithLMHeadModel, PretrainedConfig)
 
@@ -128,15 +127,6 @@ def build_mlm(arch: str, encoder: Encoder, tokenizer):
     check_special_tokens(tokenizer, config)
     cls = CamembertForMaskedLM if arch == "camembert" else FlaubertWithLMHeadModel
     return cls(config)
-
-
-def mlm_logits(model, input_ids: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-    """(picked positions, vocab) logits of a masked-LM model at ``where`` (batch, seq) only: the encoder reads
-    every token, the LM head scores just the picked ones (the models' own forward scores all of them, ~30 %
-    of a demo pre-training step for the 15 % that count)."""
-    hidden = model.base_model(input_ids=input_ids).last_hidden_state  # (batch, seq, hidden)
-    head = model.lm_head if model.config.model_type == "camembert" else model.pred_layer.proj
-    return head(hidden[where])
 
 
 def n_threads() -> int:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
@@ -51,17 +50,6 @@ def pack(tokenizer, texts: list[str], seq_len: int) -> list[list[int]]:
     return [ids[i:i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len)]
 
 
-class MaskedOnlyTrainer(Trainer):
-    """Trainer whose loss runs the LM head on the masked positions only (encoders.mlm_logits): the same
-    mean cross-entropy over masked tokens as the models' own loss, ~27 % less time a step here."""
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        labels = inputs["labels"]
-        masked = labels != -100  # (batch, seq_len)
-        loss = F.cross_entropy(encoders.mlm_logits(model, inputs["input_ids"], masked).float(), labels[masked])
-        return (loss, None) if return_outputs else loss
-
-
 def train(model, tokenizer, blocks: list[list[int]], cfg: Pretrain, workdir: str) -> list[dict]:
     """MLM with Trainer (linear warm-up then decay, seeded order and masking); returns the log history."""
     args = TrainingArguments(
@@ -71,8 +59,8 @@ def train(model, tokenizer, blocks: list[list[int]], cfg: Pretrain, workdir: str
         logging_steps=max(1, cfg.steps // 100), save_strategy="no", report_to="none",
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mask_prob, seed=cfg.seed)
-    trainer = MaskedOnlyTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
-                                data_collator=collator)
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
+                      data_collator=collator)
     trainer.train()
     return trainer.state.log_history
 
@@ -88,7 +76,7 @@ def evaluate(model, tokenizer, blocks: list[list[int]], cfg: Pretrain) -> dict:
         batch = collator([{"input_ids": b} for b in blocks[start:start + cfg.batch_size]])
         labels = batch["labels"].to(device)
         masked = labels != -100  # (batch, seq_len)
-        logits = encoders.mlm_logits(model, batch["input_ids"].to(device), masked)  # (n_masked, vocab)
+        logits = model(input_ids=batch["input_ids"].to(device)).logits[masked]  # (n_masked, vocab)
         loss += torch.nn.functional.cross_entropy(logits.float(), labels[masked], reduction="sum").item()
         correct += (logits.argmax(-1) == labels[masked]).sum().item()
         targets.append(labels[masked].cpu())
