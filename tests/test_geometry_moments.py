@@ -126,3 +126,15 @@ def test_moments_any_batching(lengths, seed, left):
     # (a single token makes every dimension constant: see the constant-dimension tests)
     assume(len(tokens) > 1)
     assert_std_close(std, tokens)
+
+
+def test_an_empty_part_leaves_the_moments_unchanged():
+    """A batch without real tokens has no mean (0 / 0): merging it must not turn the moments into NaN."""
+    rng = np.random.default_rng(4)
+    hidden, mask, tokens = batch(rng, [3, 5], 4)
+    full = geometry.token_moments(hidden, mask)
+    empty = geometry.token_moments(hidden, np.zeros_like(mask))
+    assert empty[0] == 0
+    for merged in (geometry.merge_moments(full, empty), geometry.merge_moments(empty, full)):
+        for a, b in zip(geometry.moments_from_parts(merged), geometry.moments_from_parts(full)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)

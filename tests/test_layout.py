@@ -1,5 +1,6 @@
 """The repository's shape: dvc.yaml and embstudy.paths agree, every stage has its module."""
 import re
+import subprocess
 
 import yaml
 
@@ -44,3 +45,13 @@ def test_metrics_are_committed_not_cached():
     text = (paths.ROOT / "dvc.yaml").read_text()
     for m in re.findall(r"- (metrics/\S+):\n\s+cache: (\w+)", text):
         assert m[1] == "false", m[0]
+
+
+def test_every_committed_metrics_file_is_a_stage_output():
+    """A file under metrics/ that no stage writes any more (a renamed or split stage's) would sit in the
+    repository as if it were a result."""
+    lock = yaml.safe_load((paths.ROOT / "dvc.lock").read_text())["stages"]
+    written = {out["path"] for stage in lock.values() for out in stage.get("outs", [])}
+    tracked = subprocess.run(["git", "ls-files", "metrics"], cwd=paths.ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked and sorted(set(tracked) - written) == []

@@ -4,7 +4,7 @@ Every function takes ``hidden`` of shape (..., batch, tokens, dim) — the leadi
 ``...`` is usually the layer axis — and ``mask`` (batch, tokens) of 0/1 marking
 real tokens (padding excluded, special tokens included; padding may sit anywhere).
 Torch tensors or numpy arrays are accepted; everything is computed in float32
-(bf16/fp16 are upcast), the cross-sentence sums in float64.
+(bf16/fp16 are upcast), the sums carried across batches in float64.
 
 * :func:`intra_sentence_cosines` — cosine of every token pair i<j of each sentence;
 * :func:`covariance_trace` — trace of each sentence's token covariance (ddof 1);
@@ -40,8 +40,8 @@ def _compact(hidden, mask) -> tuple[torch.Tensor, torch.Tensor]:
 
 def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
     """One tensor (..., pairs) per sentence: cosines of its token pairs i<j, row-major (np.triu_indices)."""
-    unit, lengths = _compact(hidden, mask) if not _tensor(mask, torch.bool).all() else (
-        _tensor(hidden), _tensor(mask, torch.bool).sum(-1))  # no padding: nothing to move
+    mask = _tensor(mask, torch.bool)
+    unit, lengths = _compact(hidden, mask) if not mask.all() else (_tensor(hidden), mask.sum(-1))  # no padding
     unit = F.normalize(unit, dim=-1)
     gram = unit @ unit.transpose(-1, -2)  # (..., batch, tokens, tokens)
     rows, cols = torch.triu_indices(gram.shape[-1], gram.shape[-1], 1, device=gram.device)
@@ -107,8 +107,10 @@ def token_moments(hidden, mask) -> tuple[float, torch.Tensor, torch.Tensor]:
 
 def merge_moments(a, b):
     """Moments of two sets of tokens from theirs (Chan, Golub & LeVeque 1979); ``a`` may be None."""
-    if a is None:
+    if a is None or a[0] == 0:  # an empty part has no mean (0 / 0)
         return b
+    if b[0] == 0:
+        return a
     (na, ma, sa), (nb, mb, sb) = a, b
     n, delta = na + nb, mb - ma
     return n, ma + delta * (nb / n), sa + sb + delta**2 * (na * nb / n)
