@@ -24,7 +24,7 @@ def reviews(n, rng, label=None):
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """These probes (2 runs x 3 layers x 8 dims) are far smaller than the stage's: one thread runs them faster."""
+    """These probes (2 runs x 3 layers x 8 dims) are far smaller than the stage's: one thread is faster."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -137,7 +137,7 @@ def test_a_probe_does_not_depend_on_the_probes_trained_beside_it():
     other stacked layers hold (its initial weights sit at the same place, its gradient is its own)."""
     rng = np.random.default_rng(2)
     (train, y_train), (test, y_test) = reviews(300, rng), reviews(200, rng)
-    x = {"train": torch.from_numpy(train).float().transpose(0, 1), "test": torch.from_numpy(test).float().transpose(0, 1)}
+    x = {s: torch.from_numpy(v).float().transpose(0, 1) for s, v in (("train", train), ("test", test))}
     cfg = CFG.model_copy(update=dict(dropout=0.0, epochs=3))
     data = {"train_label": y_train, "test_label": y_test}
     noise = {s: torch.randn_like(v) for s, v in x.items()}

@@ -230,7 +230,7 @@ def test_matrix_rows_are_seeds_columns_items_nan_kept():
     # rows: seeds sorted; the all-NaN column is kept
     values, first = matrix(frame, "v", "sentence")
     np.testing.assert_array_equal(values, [[1.0, np.nan, 3.0], [4.0, np.nan, np.nan]])
-    np.testing.assert_array_equal(frame["sentence"].to_numpy()[first], [0, 1, 2])  # where each item first shows
+    np.testing.assert_array_equal(frame["sentence"].to_numpy()[first], [0, 1, 2])  # each item's first row
     unseeded = pd.DataFrame(dict(seed=pd.array([None] * 3, dtype="Int64"), sentence=[2, 0, 1],
                                  v=[3.0, 1.0, 2.0]))
     np.testing.assert_array_equal(matrix(unseeded, "v", "sentence")[0], [[1.0, 2.0, 3.0]])

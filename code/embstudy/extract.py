@@ -147,7 +147,8 @@ class Accumulator:
 
     def sentences(self, variant: str, idx: list[int], per_sentence: dict) -> pd.DataFrame:
         n, layers, cfg = max(self.cfg.cos_sentences, self.cfg.cov_sentences), self.layers, self.cfg
-        columns = {c: np.full((n, layers), np.nan) for c in ("cos_mean", "cos_var", "cov_trace")}  # (sentence, layer)
+        columns = {c: np.full((n, layers), np.nan)  # (sentence, layer)
+                   for c in ("cos_mean", "cos_var", "cov_trace")}
         for s in range(cfg.cos_sentences):
             pairs = self.cos[s].astype(np.float64)  # (layers, pairs)
             if pairs.shape[1]:
@@ -239,7 +240,8 @@ def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]
 def mean_tokens(states, mask: torch.Tensor, pick: np.ndarray) -> np.ndarray:
     """(picked rows, layers + 1, hidden) mean of each picked row's real token vectors."""
     pick = torch.as_tensor(pick, device=mask.device)
-    weight = (mask[pick] / mask[pick].sum(1, keepdim=True))[:, None, :].to(states[0].dtype)  # (rows, 1, tokens)
+    weight = (mask[pick] / mask[pick].sum(1, keepdim=True))[:, None, :]  # (rows, 1, tokens)
+    weight = weight.to(states[0].dtype)
     return torch.cat([weight @ h[pick] for h in states], 1).float().cpu().numpy()  # (rows, 1, hidden) each
 
 
@@ -297,7 +299,8 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
     labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in ("train", "test") for c in ("label", "domain", "idx")}
     with io.atomic_dir(out) as tmp:
         for run in todo:
-            start, which = time.perf_counter(), paths.run_name(run["variant"], run["seed"])  # e.g. epoch-1-s42
+            start = time.perf_counter()
+            which = paths.run_name(run["variant"], run["seed"])  # e.g. epoch-1-s42
             model = load_encoder(run["source"], device)
             cls, stats = run_variant(model, ids, cfg, f"{STAGE} {name} {which}")
             np.savez(tmp / run["file"], **cls, **labels)

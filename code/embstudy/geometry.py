@@ -41,7 +41,8 @@ def _compact(hidden, mask) -> tuple[torch.Tensor, torch.Tensor]:
 def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
     """One tensor (..., pairs) per sentence: cosines of its token pairs i<j, row-major (np.triu_indices)."""
     mask = _tensor(mask, torch.bool)
-    unit, lengths = _compact(hidden, mask) if not mask.all() else (_tensor(hidden), mask.sum(-1))  # no padding
+    # no padding (the kept sentences): nothing to move
+    unit, lengths = _compact(hidden, mask) if not mask.all() else (_tensor(hidden), mask.sum(-1))
     unit = F.normalize(unit, dim=-1)
     gram = unit @ unit.transpose(-1, -2)  # (..., batch, tokens, tokens)
     rows, cols = torch.triu_indices(gram.shape[-1], gram.shape[-1], 1, device=gram.device)
@@ -53,9 +54,10 @@ def intra_sentence_cosines(hidden, mask) -> list[torch.Tensor]:
 def covariance_trace(hidden, mask) -> torch.Tensor:
     """(..., batch) trace of ``np.cov`` of each sentence's token vectors (ddof 1); NaN for one token."""
     keep = _tensor(mask, torch.bool)[..., None]  # (batch, tokens, 1)
-    hidden = torch.where(keep, _tensor(hidden), 0.0)  # padding may hold anything; a fresh tensor, edited in place
+    hidden = torch.where(keep, _tensor(hidden), 0.0)  # padding may hold anything; a new tensor, edited below
     n = keep.sum(-2, dtype=torch.float32)  # (batch, 1)
-    centred = hidden.sub_((hidden.sum(-2) / n)[..., None, :]).masked_fill_(~keep, 0.0)  # (..., batch, tokens, dim)
+    mean = hidden.sum(-2) / n  # (..., batch, dim)
+    centred = hidden.sub_(mean[..., None, :]).masked_fill_(~keep, 0.0)  # (..., batch, tokens, dim)
     return centred.square_().sum((-2, -1)) / (n[..., 0] - 1)  # 0/0 = NaN for a single token, as np.cov
 
 
@@ -74,7 +76,7 @@ def baseline_parts(hidden, mask) -> tuple[torch.Tensor, torch.Tensor, float, flo
     call :func:`baseline_from_parts`."""
     weight = _tensor(mask, torch.float64)
     unit = F.normalize(_tensor(hidden), dim=-1).masked_fill_(weight[..., None] == 0, 0.0)  # padding: garbage
-    per_sentence = unit.sum(-2).double()  # (..., batch, dim): a sentence's unit vectors in float32 (norm <= tokens)
+    per_sentence = unit.sum(-2).double()  # (..., batch, dim): one sentence's unit vectors, summed in float32
     lengths = weight.sum(-1)
     within = (per_sentence**2).sum((-2, -1))
     return per_sentence.sum(-2), within, float(lengths.sum()), float((lengths**2).sum())

@@ -97,10 +97,10 @@ class Heads(nn.Module):
         self.bias = nn.Parameter(torch.zeros(copies, layers, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # training: (copies, layers, batch, hidden), a dropout mask per copy; eval: (1, ...) broadcast, no copy
+        # training: (copies, layers, batch, hidden), a dropout mask per copy; eval: (1, ...), broadcast
         x = self.drop(x.expand(self.weight.shape[0], *x.shape)) if self.training else x[None]
         if self.dense is not None:
-            x = self.drop(torch.tanh(x @ self.dense.transpose(-1, -2) + self.dense_bias))  # (copies, ..., hidden)
+            x = self.drop(torch.tanh(x @ self.dense.transpose(-1, -2) + self.dense_bias))  # (copies, ...)
         return (x @ self.weight[..., None])[..., 0] + self.bias  # (copies, layers, batch)
 
 
@@ -235,8 +235,8 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     device = "cuda" if torch.cuda.is_available() else "cpu"
     accuracy, curves, predictions, cones_, separation = probe_runs(data, layers, cfg, device)
     accuracy.insert(0, "model", name)
-    key = [paths.run_name(v, None if pd.isna(s) else s) for v, s in zip(accuracy["variant"], accuracy["seed"])]
-    key = pd.Series(key, index=accuracy.index)
+    key = pd.Series([paths.run_name(v, None if pd.isna(s) else s)
+                     for v, s in zip(accuracy["variant"], accuracy["seed"])], index=accuracy.index)
     grid = {p: {v: {f"layer_{r.layer}": round(r.accuracy, 6) for r in g.itertuples()}
                 for v, g in accuracy[accuracy.probe == p].groupby(key[accuracy.probe == p], sort=False)}
             for p in (cfg.head, "logreg")}
@@ -258,7 +258,7 @@ def main(name: str) -> None:
     p = params.load()
     encoders.model_params(p, name)  # an unknown name fails here, in one line
     logger = log.setup(STAGE, p.profile, name)
-    torch.set_num_threads(encoders.n_threads())  # every run's probes in one step: 0.79 s vs 1.03 s an epoch on 1
+    torch.set_num_threads(encoders.n_threads())  # all runs' probes in one step: 0.79 s an epoch, 1.03 s on 1
     probe(name, paths.extracted(name), p.probe, paths.probed(name), paths.metrics(STAGE, name),
           paths.metrics(STAGE, name, "-curves.csv"), logger)
 

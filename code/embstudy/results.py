@@ -273,8 +273,10 @@ def _runs() -> list[tuple[str, str, int, functools.partial]]:
     """(model, start, seed, its metrics file given a suffix) of every fine-tuning run: each seed, then the
     control."""
     seeds = config().finetune.seeds
-    return [(m, "pre-trained", s, functools.partial(paths.finetune_metrics, m, s)) for m in models() for s in seeds] + \
-        [(m, "random (control)", seeds[0], functools.partial(paths.metrics, "control", m)) for m in models()]
+    tuned = [(m, "pre-trained", s, functools.partial(paths.finetune_metrics, m, s))
+             for m in models() for s in seeds]
+    return tuned + [(m, "random (control)", seeds[0], functools.partial(paths.metrics, "control", m))
+                    for m in models()]
 
 
 def finetune_files() -> list[str]:

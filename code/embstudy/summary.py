@@ -36,8 +36,8 @@ from embstudy import io, log, params, paths
 STAGE = "summary"
 MEASURES = {  # measure: (its column in sentences.csv, its per-layer mean in layers.csv; None: not a cosine)
     "raw": ("cos_mean", "cos_mean"), "adjusted": ("adjusted", "cos_minus_baseline"),
-    "centred": ("cos_centred", "cos_centred_mean"), "standardised": ("cos_standardised", "cos_standardised_mean"),
-    "trace": ("cov_trace", None)}
+    "centred": ("cos_centred", "cos_centred_mean"),
+    "standardised": ("cos_standardised", "cos_standardised_mean"), "trace": ("cov_trace", None)}
 KEYS = ["model", "variant", "layer"]
 
 
@@ -56,7 +56,8 @@ class Bootstrap:
     def weights(self, n: int) -> np.ndarray:
         """(resamples, n) multiplicities of an n-item resample with replacement."""
         if ("items", n) not in self.drawn:
-            self.drawn["items", n] = self.rng.multinomial(n, np.full(n, 1 / n), size=self.resamples).astype(float)
+            draws = self.rng.multinomial(n, np.full(n, 1 / n), size=self.resamples)
+            self.drawn["items", n] = draws.astype(np.float64)
         return self.drawn["items", n]
 
     def picks(self, n: int) -> np.ndarray:
