@@ -8,7 +8,6 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from scipy.stats import spearmanr
 
 from embstudy.summary import Bootstrap, headline, linear_cka, matrix, spearman_rows
