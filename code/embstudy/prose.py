@@ -10,14 +10,20 @@ import re
 
 import pandas as pd
 
-from embstudy.results import (_at, accuracy, cka, config, convergence, corpus, correlation, finetune, geometry_ci,
-                              layers, main_probe, models, num, pct, probes_ci, variant_order)
+from embstudy.results import (_at, accuracy, cka, config, convergence, corpus, correlation, finetune,
+                              geometry_ci, layers, main_probe, models, num, pct, probes_ci, variant_order)
+
+
+def last_epoch() -> str:
+    """The variant of the last kept fine-tuning epoch, e.g. ``epoch-2`` (``random-`` + it: the control's)."""
+    return f"epoch-{config().finetune.epochs}"
 
 
 def seed_note() -> str:
     """What a chart of single runs shows, for its caption."""
     seeds = config().finetune.seeds
     return f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}" if len(seeds) > 1 else "")
+
 
 def examples(per_cell: int = 1, chars: int = 280) -> str:
     """Markdown: the first ``per_cell`` test reviews of each (domain, label), cut to ``chars`` characters."""
@@ -31,12 +37,15 @@ def examples(per_cell: int = 1, chars: int = 280) -> str:
         out.append(f"> **{r.domain}, {label}** ({r.words} words): {text}\n")
     return "\n".join(out)
 
+
 def ci(row, fmt=pct) -> str:
     """``mean [lo, hi]`` of a summary row, for the prose."""
     return f"{fmt(row['mean'])} [{fmt(row['lo'])}, {fmt(row['hi'])}]"
 
+
 def level() -> str:
     return f"{100 * config().summary.level:.0f} %"
+
 
 def key_results() -> str:
     """Markdown bullets: per model fine-tuning, last-layer probes, cosines and CKA with their intervals; then
@@ -47,24 +56,30 @@ def key_results() -> str:
         runs = ft[(ft["model"] == m) & (ft["start"] == "pre-trained")]
         control = ft[(ft["model"] == m) & (ft["start"] != "pre-trained")].iloc[0]
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
-        last, kept = mine["layer"].max(), f"epoch-{config().finetune.epochs}"
+        last, kept = mine["layer"].max(), last_epoch()
         at = lambda f, v, **w: _at(f[f["model"] == m], variant=v, layer=last, **w)  # noqa: E731
         cos = {v: at(geo, v, measure="raw") for v in ("pretrained", kept)}
         std = {v: at(geo, v, measure="standardised") for v in ("pretrained", kept)}
         out.append(
             f"- **{m}**: fine-tuned over {len(runs)} seeds to {pct(runs['accuracy'].mean())} test accuracy "
             f"(seeds {pct(runs['accuracy'].min())} to {pct(runs['accuracy'].max())}; TF-IDF on the same "
-            f"reviews {pct(runs['tfidf_accuracy'].iloc[0])}; from random weights {pct(control['accuracy'])}). "
-            f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, 'pretrained'))} pre-trained, "
+            f"reviews {pct(runs['tfidf_accuracy'].iloc[0])}; "
+            f"from random weights {pct(control['accuracy'])}). "
+            f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, 'pretrained'))} "
+            "pre-trained, "
             f"{ci(at(mine, kept))} after {kept}, {ci(at(mine, 'random'))} on the random encoder and "
-            f"{ci(at(mine, 'random-' + kept))} on it fine-tuned. The mean token cosine within a sentence goes "
+            f"{ci(at(mine, 'random-' + kept))} on it fine-tuned. "
+            "The mean token cosine within a sentence goes "
             f"from {ci(cos['pretrained'], num)} to {ci(cos[kept], num)}; after standardising the dimensions "
             f"from {ci(std['pretrained'], num)} to {ci(std[kept], num)}. Linear CKA of the last layer with "
-            f"its pre-trained self: {ci(at(same, kept), num)} (control: {ci(at(same, 'random-' + kept), num)}).\n")
+            f"its pre-trained self: {ci(at(same, kept), num)} "
+            f"(control: {ci(at(same, 'random-' + kept), num)}).\n")
     for r in correlation().itertuples():
         out.append(f"- Spearman correlation of the {r.measure} cosine with {head} probe accuracy over "
-                   f"{r.cells} (model, variant, seed, layer) cells: **{num(r.rho)}** [{num(r.lo)}, {num(r.hi)}].\n")
+                   f"{r.cells} (model, variant, seed, layer) cells: "
+                   f"**{num(r.rho)}** [{num(r.lo)}, {num(r.hi)}].\n")
     return f"Intervals: {level()}, bootstrap over seeds and sentences.\n\n" + "".join(out)
+
 
 def _compare(a, b) -> str:
     """How two intervals relate, in words."""
@@ -72,24 +87,27 @@ def _compare(a, b) -> str:
         return "above"
     return "below" if a["hi"] < b["lo"] else "indistinguishable from"
 
+
 def control_summary() -> str:
     """Markdown bullets per model: the last layer's probe, pre-trained against the random control, before and
     after fine-tuning, in words decided by the intervals."""
     probes, head, out = probes_ci(), main_probe(), []
-    kept = f"epoch-{config().finetune.epochs}"
+    kept = last_epoch()
     for m in models():
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
         last = mine["layer"].max()
         at = {v: _at(mine, variant=v, layer=last) for v in ("pretrained", "random", kept, f"random-{kept}")}
         out.append(f"- **{m}**, layer {last}: pre-trained {ci(at['pretrained'])} is "
                    f"{_compare(at['pretrained'], at['random'])} the random encoder {ci(at['random'])}; after "
-                   f"fine-tuning, {ci(at[kept])} from pre-trained weights is {_compare(at[kept], at[f'random-{kept}'])} "
-                   f"{ci(at[f'random-{kept}'])} from random weights.\n")
+                   f"fine-tuning, {ci(at[kept])} from pre-trained weights is "
+                   f"{_compare(at[kept], at[f'random-{kept}'])} {ci(at[f'random-{kept}'])} "
+                   "from random weights.\n")
     return "".join(out)
+
 
 def adjusted_summary() -> str:
     """Markdown bullets per model: the last layer's four cosine measures, pre-trained and last epoch."""
-    geo, kept, out = geometry_ci(), f"epoch-{config().finetune.epochs}", []
+    geo, kept, out = geometry_ci(), last_epoch(), []
     for m in models():
         mine = geo[geo["model"] == m]
         last = mine["layer"].max()
@@ -99,14 +117,16 @@ def adjusted_summary() -> str:
         out.append(f"- **{m}**, layer {last}, pre-trained → {kept}: {'; '.join(parts)}.\n")
     return "".join(out)
 
+
 def correlation_summary() -> str:
     """One sentence per measure: the correlation and whether its interval excludes 0."""
     out = []
     for r in correlation().itertuples():
         verdict = ("positive" if r.lo > 0 else "negative" if r.hi < 0 else "not distinguishable from 0")
-        out.append(f"- {r.measure} cosine: rho = {num(r.rho)} [{num(r.lo)}, {num(r.hi)}] over {r.cells} cells, "
-                   f"{verdict}.\n")
+        out.append(f"- {r.measure} cosine: rho = {num(r.rho)} [{num(r.lo)}, {num(r.hi)}] "
+                   f"over {r.cells} cells, {verdict}.\n")
     return "".join(out)
+
 
 def geometry_summary(variants: list[str] | None = None) -> str:
     """Markdown bullets per (model, variant): first and last layer cosine median, baseline, trace, erank."""
@@ -122,6 +142,7 @@ def geometry_summary(variants: list[str] | None = None) -> str:
                        f"median {num(a.cov_median, 1)} → {num(b.cov_median, 1)}; effective rank "
                        f"{num(a.erank, 1)} → {num(b.erank, 1)}.\n")
     return "".join(out)
+
 
 def probe_summary() -> str:
     """Markdown bullets per model: best probe per variant, the controls, and whether the cosine gap tracks
@@ -143,6 +164,7 @@ def probe_summary() -> str:
                    "between "
                    f"the cosine gap and probe accuracy over all (variant, layer) cells: {rho}.\n")
     return "".join(out)
+
 
 def synth_description() -> str:
     """How the demo corpus is made: the synth stage's own docstring and its parameters."""
