@@ -103,8 +103,8 @@ def _pick(field: str = "variant"):
     return alt.selection_point(fields=[field], bind="legend")
 
 
-def _fade(pick, low: float = 0.15):
-    return alt.condition(pick, alt.value(1.0), alt.value(low))
+def _fade(pick, low: float = 0.15, high: float = 1.0):
+    return alt.condition(pick, alt.value(high), alt.value(low))
 
 
 def _layer_axes(df: pd.DataFrame) -> dict:
@@ -313,7 +313,7 @@ def _band(df: pd.DataFrame, y: str, title: str, fmt: str, **encode) -> alt.Layer
                               **encode)
     tips = ["model:N", "variant:N", "layer:O", alt.Tooltip("mean:Q", format=fmt, title=y),
             alt.Tooltip("lo:Q", format=fmt), alt.Tooltip("hi:Q", format=fmt), "seeds:Q"]
-    band = base.mark_area().encode(y="lo:Q", y2="hi:Q", opacity=alt.condition(pick, alt.value(0.2), alt.value(0.03)))
+    band = base.mark_area().encode(y="lo:Q", y2="hi:Q", opacity=_fade(pick, 0.03, high=0.2))
     line = base.mark_line(point=True).encode(
         y=alt.Y("mean:Q", title=title, scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt[:-1] or None)),
         opacity=_fade(pick), tooltip=tips).add_params(pick)
