@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup report test paper bench lock clean
+.PHONY: setup report test paper bench robustness encoders lock clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,18 @@ paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); se
 
 bench: $(STAMP)  # extract vs the seed's method, floor, padding, memory -> bench/results.{json,md}; PIPELINE=1: + demo from scratch
 	python -m embstudy.bench $(if $(PIPELINE),--pipeline)
+
+robustness: $(STAMP)  # demo fine-tuning per model x 5 seeds x kernels x threads -> bench/robustness.{json,md}
+	dvc repro tokenize
+	python -m embstudy.robustness
+
+ENCODERS := camembert flaubert
+encoders: $(STAMP)  # pre-train the shipped demo encoders into checkpoints/ (both at once, a core each)
+	dvc repro prepare
+	$(MAKE) -j2 $(ENCODERS:%=encoder-%)
+
+encoder-%: $(STAMP)
+	python -m embstudy.pretrain $* --out checkpoints/$* --threads 1
 
 lock: $(STAMP)  # after changing pyproject.toml's dependencies
 	head -n 2 requirements.lock > requirements.lock.new

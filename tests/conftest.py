@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 MICRO = {
     "data": {"synth": {"labelled_per_class": 30, "unlabeled_per_domain": 60}},
     "tokenize": {"max_length": 64},
-    "models": {
-        name: {"encoder": {"layers": 2, "hidden": 32, "heads": 2, "ffn": 128, "vocab_size": 400}}
+    "models": {  # trained from scratch by the pretrain stage (the demo's shipped checkpoints are 4 x 128)
+        name: {"checkpoint": None, "encoder": {"layers": 2, "hidden": 32, "heads": 2, "ffn": 128, "vocab_size": 400}}
         for name in ("camembert", "flaubert")
     },
     "pretrain": {"steps": 8, "batch_size": 8, "seq_len": 32, "warmup": 2, "heldout": 20, "min_accuracy_ratio": 0.0},

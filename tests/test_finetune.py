@@ -14,7 +14,7 @@ from datasets import DatasetDict
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 import french_fixture
-from embstudy import encoders, finetune, pretrain
+from embstudy import encoders, finetune, paths, pretrain, stage
 from embstudy.params import Encoder, Finetune, Model, Pretrain
 
 PRETRAIN = Pretrain(seed=0, steps=10, batch_size=8, seq_len=32, lr=1e-3, warmup=2, mask_prob=0.15, heldout=20,
@@ -61,7 +61,7 @@ def tuned(source, corpus, tmp_path_factory):
 
 def test_one_full_checkpoint_per_epoch(tuned):
     out, metrics = tuned
-    assert sorted(p.name for p in (out / "ft").iterdir()) == ["epoch-1", "epoch-2"]
+    assert sorted(p.name for p in (out / "ft").iterdir()) == ["epoch-1", "epoch-2", "hits.npy"]
     for k in (1, 2):
         names = {p.name for p in (out / "ft" / f"epoch-{k}").iterdir()}
         assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= names
@@ -80,6 +80,10 @@ def test_last_epoch_checkpoint_reproduces_the_reported_accuracy(tuned, source, c
     with torch.inference_mode():
         preds = model(**batch).logits.argmax(-1).numpy()
     assert np.mean(preds == np.array(test["label"])) == pytest.approx(metrics["accuracy"])
+    hits = np.load(paths.hits(out / "ft"))  # (epochs, test reviews): the summary's intervals read these
+    assert hits.shape == (MICRO.epochs, MICRO.test_size) and hits.dtype == np.int8
+    np.testing.assert_array_equal(hits[-1], preds == np.array(test["label"]))
+    assert [h.mean() for h in hits] == pytest.approx([e["eval_accuracy"] for e in metrics["epochs"]])
     assert np.bincount(preds, minlength=2).max() / len(preds) == pytest.approx(metrics["majority_share"])
 
 
@@ -104,7 +108,7 @@ def test_same_params_same_metrics(tuned, source, corpus, tmp_path):
 
 def test_gap_to_tfidf_fails_loudly_and_writes_nothing(source, corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(finetune, "tfidf_accuracy", lambda *a: 1.01)  # no model can reach it
-    with pytest.raises(encoders.EncoderError, match=r"trails TF-IDF 101.0% by more than 0.0 points"):
+    with pytest.raises(stage.StageError, match=r"trails TF-IDF 101.0% by more than 0.0 points"):
         run(source, corpus, tmp_path, cfg=MICRO.model_copy(update={"max_gap_to_tfidf": 0.0, "epochs": 1}))
     assert not any(tmp_path.iterdir())
 
@@ -115,15 +119,15 @@ def test_a_collapsed_last_epoch_is_an_error_an_early_one_is_listed():
             {"epoch": 2, "majority_share": 0.6, "eval_accuracy": 0.8}]
     assert finetune.check_gates("m", rows, 0.8, cfg) == [1]
     assert finetune.check_gates("m", rows[1:], 0.8, cfg) == []
-    with pytest.raises(encoders.EncoderError, match=r"collapsed to one class at the last epoch \(100.0%"):
+    with pytest.raises(stage.StageError, match=r"collapsed to one class at the last epoch \(100.0%"):
         finetune.check_gates("m", rows[::-1], 0.8, cfg)
-    with pytest.raises(encoders.EncoderError, match=r"accuracy 80.0% trails TF-IDF 85.5% by more than 5.0"):
+    with pytest.raises(stage.StageError, match=r"accuracy 80.0% trails TF-IDF 85.5% by more than 5.0"):
         finetune.check_gates("m", rows, 0.855, cfg)
     finetune.check_gates("m", rows, 0.849, cfg)  # within 5 points
 
 
 def test_sizes_larger_than_the_splits(source, corpus, tmp_path):
-    with pytest.raises(encoders.EncoderError, match="test_size 500 > 50 tokenised test reviews"):
+    with pytest.raises(stage.StageError, match="test_size 500 > 50 tokenised test reviews"):
         run(source, corpus, tmp_path, cfg=MICRO.model_copy(update={"test_size": 500}))
 
 
@@ -168,8 +172,8 @@ def test_tokens_from_another_tokenizer(source, corpus, tmp_path):
 def test_unknown_model_name():
     class P:
         models = {"camembert": None}
-    with pytest.raises(encoders.EncoderError, match="unknown model 'bert'.*camembert"):
-        encoders.model_params(P, "bert")
+    with pytest.raises(stage.StageError, match="unknown model 'bert'.*camembert"):
+        stage.model_params(P, "bert")
 
 
 def test_short_disk_fails_before_training_and_writes_nothing(source, corpus, tmp_path, monkeypatch):

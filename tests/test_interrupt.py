@@ -1,7 +1,7 @@
 """Interrupted runs resume to the outputs of an uninterrupted run; two runs from scratch give the same files.
 
 One extra micro pipeline run (micro_repo's params, in a fresh copy) is interrupted three times, each time
-while a stage is mid-work, i.e. its temp folder beside its output (``io.temp_prefix``) already holds part
+while a stage is mid-work, i.e. its temp folder beside its output (``files.temp_prefix``) already holds part
 of the output. The whole run is frozen (SIGSTOP) at that moment, so the test knows the stage had not
 finished yet, then signalled:
 
@@ -38,7 +38,7 @@ import pytest
 import yaml
 
 from conftest import env_for, micro_copy, offline, run
-from embstudy import io
+from embstudy import files
 
 
 def drop(*keys: str) -> Callable[[dict], dict]:
@@ -85,7 +85,7 @@ def outputs(reference: Path) -> dict[str, list[str]]:
 
 def temp_folders(root: Path, outs: list[str]) -> list[tuple[str, Path]]:
     """(output, temp folder) for each atomic_dir at work on one of ``outs``."""
-    return [(out, tmp) for out in outs for tmp in (root / out).parent.glob(io.temp_prefix(root / out) + "*")]
+    return [(out, tmp) for out in outs for tmp in (root / out).parent.glob(files.temp_prefix(root / out) + "*")]
 
 
 def stopped(process: psutil.Process) -> bool:

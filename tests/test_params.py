@@ -42,9 +42,18 @@ def test_missing_section_and_unreadable_file(tmp_path):
 
 def test_a_model_needs_a_checkpoint_or_an_encoder(tmp_path):
     def mutate(raw):
+        raw["models"]["flaubert"]["checkpoint"] = None  # trained here: needs an encoder spec
         raw["models"]["flaubert"]["encoder"] = None
 
-    with pytest.raises(params.ParamsError, match="models.flaubert"):
+    with pytest.raises(params.ParamsError, match="models.flaubert: needs a checkpoint or an encoder spec"):
+        params.load(write(tmp_path, mutate))
+
+
+def test_a_checkpoint_folder_that_is_not_there(tmp_path):
+    def mutate(raw):
+        raw["models"]["camembert"]["checkpoint"] = "checkpoints/nope"
+
+    with pytest.raises(params.ParamsError, match="models.camembert.checkpoint: no folder checkpoints/nope"):
         params.load(write(tmp_path, mutate))
 
 
@@ -54,6 +63,7 @@ def test_cross_field_problems_are_all_listed_at_once(tmp_path):
         raw["finetune"]["train_size"] = 10**6  # past the demo corpus (6 x labelled_per_class)
         raw["extract"]["cka_sentences"] = 10**6
         raw["probe"]["layers"] = [1, 99]  # past the demo encoders' depth
+        raw["models"]["camembert"]["checkpoint"] = None  # trained from scratch: its encoder spec is checked
         raw["models"]["camembert"]["encoder"]["heads"] = 5  # 128 is not a multiple of 5
         raw["pretrain"]["heldout"] = 10**6
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -112,6 +113,43 @@ def test_hub_checkpoint_is_only_noted(tmp_path):
         "checkpoint": "flaubert/flaubert_base_cased", "pretrained_here": False}
     assert (tmp_path / "m-loss.csv").read_text() == "step,loss\n"
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["SOURCE.json"]
+
+
+def test_a_shipped_checkpoint_is_copied_with_the_metrics_of_its_training(trained, tmp_path, monkeypatch):
+    """The demo's way: a folder of the repository (``checkpoints/<name>``, written by ``--out``) is copied
+    whole into the stage's output, and its training's metrics and loss curve become the stage's."""
+    arch, out, metrics = trained
+    monkeypatch.setattr(encoders.paths, "ROOT", out)
+    got = run(arch, None, tmp_path, encoder=None, checkpoint="model")
+    assert got == {k: v for k, v in metrics.items() if not k.endswith("_seconds")} | {"checkpoint": "model"}
+    assert json.loads((tmp_path / "m.json").read_text()) == got
+    assert (tmp_path / "m-loss.csv").read_bytes() == (out / "model" / pretrain.LOSS).read_bytes()
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == (out / "model" / "model.safetensors").read_bytes()
+    assert json.loads((tmp_path / "model" / "SOURCE.json").read_text()) == {"checkpoint": "model",
+                                                                            "pretrained_here": True}
+    assert encoders.checkpoint(arch, Model(arch=arch, checkpoint="model")) == str(encoders.paths.pretrained(arch))
+
+
+def test_a_shipped_folder_without_its_training_metrics_is_refused(trained, tmp_path, monkeypatch):
+    arch, out, _ = trained
+    bare = tmp_path / "bare"
+    shutil.copytree(out / "model", bare)
+    (bare / pretrain.METRICS).unlink()
+    monkeypatch.setattr(encoders.paths, "ROOT", tmp_path)
+    with pytest.raises(encoders.EncoderError, match=r"bare lacks pretrain.json \(written with the weights by"):
+        run(arch, None, tmp_path / "o", encoder=None, checkpoint="bare")
+    assert not (tmp_path / "o").exists()
+
+
+def test_make_encoders_writes_the_shipped_folder_with_its_training_notes(trained, corpus, tmp_path):
+    """``--out`` (``make encoders``): the same weights as the stage trains, plus TRAINING.json."""
+    arch, out, _ = trained
+    metrics = pretrain.train_here(arch, Model(arch=arch, checkpoint=None, encoder=ENCODER), MICRO, corpus,
+                                  tmp_path / "ship")
+    notes = pretrain.training_notes(MICRO, metrics, threads=1)
+    assert notes["steps"] == MICRO.steps and notes["threads"] == 1 and notes["train_seconds"] > 0
+    for name in ("model.safetensors", pretrain.METRICS, pretrain.LOSS):
+        assert (tmp_path / "ship" / name).read_bytes() == (out / "model" / name).read_bytes(), name
 
 
 def test_flaubert_feed_forward_must_be_four_times_hidden(corpus, tmp_path):

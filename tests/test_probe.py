@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from embstudy import io, params, probe
+from embstudy import files, params, probe
 
 CFG = params.Probe(layers="all", head="linear", epochs=15, lr=1e-2, batch_size=32, dropout=0.1, seed=0)
 HIDDEN = 8
@@ -49,7 +49,7 @@ def extracted(tmp_path):
             arrays[split], arrays[f"{split}_label"] = reviews(len(y), rng, y)
             arrays[f"{split}_domain"], arrays[f"{split}_idx"] = domains[split], np.arange(len(y))
         np.savez(folder / FILES[variant], **arrays)
-    io.write_json(folder / "run.json", {"runs": [{"variant": "pretrained", "seed": None, "file": FILES["pretrained"]},
+    files.write_json(folder / "run.json", {"runs": [{"variant": "pretrained", "seed": None, "file": FILES["pretrained"]},
                                                  {"variant": "epoch-1", "seed": 5, "file": FILES["epoch-1"]}]})
     return folder
 

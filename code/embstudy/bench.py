@@ -30,12 +30,12 @@ import torch
 from threadpoolctl import threadpool_limits
 from transformers import CamembertConfig, CamembertModel
 
-from embstudy import bench_report, encoders, extract, geometry, io, log, params, paths, pretrain, seed_method
+from embstudy import bench_report, encoders, extract, files, geometry, log, params, paths, pretrain, seed_method, stage, variants
 from embstudy import tokenize as tokenize_stage
 
 NAME = "camembert"
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
-THREADS = int(os.environ.get("BENCH_THREADS", 0)) or encoders.n_threads()  # extract's choice: every core
+THREADS = int(os.environ.get("BENCH_THREADS", 0)) or stage.n_threads()  # extract's choice: every core
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
             vocab_size=32005, max_position_embeddings=514)  # camembert-base's shape, random weights
 BASE_SUBSET = dict(cos=5, cov=5, erank=10)  # seed's way at base size: sentences timed, then x N / subset
@@ -197,7 +197,7 @@ def memory_child(source: str, work: str, n: int) -> None:
     tokens = datasets.load_from_disk(str(Path(work) / "tokens"))
     tokens = datasets.DatasetDict({s: tokens[s].select(range(min(n, len(tokens[s])))) for s in tokens})
     before = rss_mb()
-    todo = [extract.run("pretrained", None, source)]
+    todo = [extract.run(variants.PRETRAINED, None, source)]
     extract.extract(NAME, todo, tokens, cfg, Path(work) / f"out-{n}", torch.device("cpu"))
     print(json.dumps(dict(peak_mb=round(rss_mb()["VmHWM"], 1), before_extract_mb=round(before["VmRSS"], 1),
                           peak_before_extract_mb=round(before["VmHWM"], 1))))
@@ -250,8 +250,8 @@ def main() -> None:
     previous = json.loads(previous.read_text()).get("pipeline") if previous.exists() else None
     results["pipeline"] = bench_report.pipeline(list(p.models), args.pipeline, previous, timed)
     results["system"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    io.write_json(paths.BENCH / "results.json", results)
-    io.atomic_write(paths.BENCH / "results.md", bench_report.markdown(results).encode())
+    files.write_json(paths.BENCH / "results.json", results)
+    files.atomic_write(paths.BENCH / "results.md", bench_report.markdown(results).encode())
     logger.info("wrote %s", paths.BENCH)
 
 

@@ -44,7 +44,7 @@ def last_repro(models: list[str]) -> dict:
     stages keep no timings (their outputs must be identical run to run): ``--pipeline`` times them."""
     out = {}
     for m in models:
-        timing = paths.extracted(m) / "timing.json"
+        timing = paths.extracted(m) / paths.TIMING
         out[f"extract@{m}"] = (round(sum(v["wall_s"] for v in json.loads(timing.read_text()).values()), 1)
                                if timing.exists() else None)
     return out

@@ -23,7 +23,7 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoConfig, AutoModel
 
-from embstudy import encoders, finetune, io, log, params, paths
+from embstudy import encoders, files, finetune, paths, stage
 
 logger = logging.getLogger("embstudy.control")
 
@@ -35,16 +35,15 @@ def random_encoder(source: str, seed: int, out: Path) -> None:
     encoders.check_special_tokens(tokenizer, config)
     torch.manual_seed(seed)
     model = AutoModel.from_config(config)  # the base encoder: fine-tuning adds its head, extract reads it as is
-    with io.atomic_dir(out) as tmp:
+    with files.atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     logger.info("random %s encoder, %d parameters, seed %d", config.model_type, model.num_parameters(), seed)
 
 
 def main(name: str) -> None:
-    p = params.load()
-    log.setup("control", p.profile, name)
-    source = encoders.checkpoint(name, encoders.model_params(p, name))
+    p, _ = stage.start("control", name)
+    source = encoders.checkpoint(name, p.models[name])
     random_encoder(source, p.control.seed, paths.control_init(name))
     finetune.run(name, str(paths.control_init(name)), p.finetune, p.finetune.seeds[0],
                  load_from_disk(str(paths.tokens(name))), load_from_disk(str(paths.CORPUS)),

@@ -9,14 +9,14 @@ guards every load against a tokenizer whose special-token ids disagree with the 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, CamembertConfig,
                           CamembertForMaskedLM, FlaubertConfig, FlaubertWithLMHeadModel, PretrainedConfig)
 
 from embstudy import hub, paths
-from embstudy.params import Encoder, Model, Params
+from embstudy.params import Encoder, Model
+from embstudy.stage import StageError
 
 ARCHS = ("camembert", "flaubert")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -24,21 +24,26 @@ WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.b
 TOKENIZER_FILES = (("tokenizer.json",), ("sentencepiece.bpe.model",), ("vocab.json", "merges.txt"))
 
 
-class EncoderError(SystemExit):
+class EncoderError(StageError):
     """A model or tokenizer that cannot be built or loaded; exits non-zero with its one-line message."""
 
 
 def checkpoint(name: str, model: Model) -> str:
-    """The ``from_pretrained`` folder for ``name``: the demo's own, or the hub checkpoint's local snapshot
-    (:func:`hub.resolve`: the cache first, else a download, else one line of advice)."""
-    return hub.resolve(model.checkpoint) if model.checkpoint is not None else str(paths.pretrained(name))
+    """The ``from_pretrained`` folder for ``name``: the pretrain stage's output when the weights were made
+    here (trained by the stage, or shipped in ``checkpoints/`` and copied by it), else the hub checkpoint's
+    local snapshot (:func:`hub.resolve`: the cache first, else a download, else one line of advice)."""
+    if model.checkpoint is None or local_folder(model.checkpoint) is not None:
+        return str(paths.pretrained(name))
+    return hub.resolve(model.checkpoint)
 
 
-def model_params(p: Params, name: str) -> Model:
-    """``p.models[name]``, or a one-line error listing the configured names."""
-    if name not in p.models:
-        raise EncoderError(f"encoders: unknown model {name!r}; params.yaml models are {sorted(p.models)}")
-    return p.models[name]
+def local_folder(checkpoint: str | None) -> Path | None:
+    """The folder a checkpoint param names in this repository (``checkpoints/camembert``), else None (a hub
+    id such as ``camembert-base``, or null)."""
+    if checkpoint is None:
+        return None
+    folder = paths.ROOT / checkpoint
+    return folder if folder.is_dir() else None
 
 
 def check_folder(source: str | Path, model: bool = True) -> None:
@@ -127,8 +132,3 @@ def build_mlm(arch: str, encoder: Encoder, tokenizer):
     check_special_tokens(tokenizer, config)
     cls = CamembertForMaskedLM if arch == "camembert" else FlaubertWithLMHeadModel
     return cls(config)
-
-
-def n_threads() -> int:
-    """Every core this process may use (both on the 2-core demo machine)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -50,13 +50,13 @@ import transformers
 from datasets import DatasetDict, load_from_disk
 from tqdm import tqdm
 
-from embstudy import encoders, geometry, io, log, params, paths
+from embstudy import encoders, files, geometry, params, paths, stage, variants
 
 STAGE = "extract"
 
 
 def fail(message: str):
-    raise SystemExit(f"{STAGE}: {message}")
+    raise stage.StageError(f"{STAGE}: {message}")
 
 
 class Accumulator:
@@ -169,14 +169,14 @@ class Accumulator:
 
 def runs(name: str, model: params.Model, ft: params.Finetune) -> list[dict]:
     """Every encoder to read, as {variant, seed, source, file}; a missing checkpoint fails before any work."""
-    out = [run("pretrained", None, encoders.checkpoint(name, model)),
-           run("random", None, paths.control_init(name))]
-    out += [run(f"epoch-{k}", s, paths.finetuned(name, s) / f"epoch-{k}")
+    out = [run(variants.PRETRAINED, None, encoders.checkpoint(name, model)),
+           run(variants.RANDOM, None, paths.control_init(name))]
+    out += [run(variants.epoch(k), s, paths.finetuned(name, s) / variants.epoch(k))
             for s in ft.seeds for k in range(1, ft.epochs + 1)]
-    out += [run(f"random-epoch-{k}", ft.seeds[0], paths.control_finetuned(name) / f"epoch-{k}")
+    out += [run(variants.epoch(k, control=True), ft.seeds[0], paths.control_finetuned(name) / variants.epoch(k))
             for k in range(1, ft.epochs + 1)]
     for r in out:
-        local = r["variant"] != "pretrained" or model.checkpoint is None
+        local = r["variant"] != variants.PRETRAINED or model.checkpoint is None
         if local and not Path(r["source"]).is_dir():
             fail(f"{name}: checkpoint {r['source']} of {r['variant']} (seed {r['seed']}) is missing: "
                  "run the pretrain, finetune and control stages (finetune.epochs and seeds must match)")
@@ -288,7 +288,7 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
     ids = check_inputs(tokens, cfg)
     n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
-    io.check_free_space(out, vector_bytes(todo, n_reviews, cfg.cka_sentences),
+    files.check_free_space(out, vector_bytes(todo, n_reviews, cfg.cka_sentences),
                         f"{STAGE}: {name}: first-token vectors of {len(todo)} runs")
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = False  # statistics in true float32 (TF32 keeps 10 mantissa bits)
@@ -297,10 +297,10 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
               for r in todo]  # run.json stays the same in another clone
     tables, timing, meta = [], {}, {"model": name, "runs": listed}
     labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in ("train", "test") for c in ("label", "domain", "idx")}
-    with io.atomic_dir(out) as tmp:
+    with files.atomic_dir(out) as tmp:
         for run in todo:
             start = time.perf_counter()
-            which = paths.run_name(run["variant"], run["seed"])  # e.g. epoch-1-s42
+            which = variants.run_name(run["variant"], run["seed"])  # e.g. epoch-1-s42
             model = load_encoder(run["source"], device)
             cls, stats = run_variant(model, ids, cfg, f"{STAGE} {name} {which}")
             np.savez(tmp / run["file"], **cls, **labels)
@@ -311,17 +311,15 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
                                  reviews=n_reviews, tokens_per_s=round(n_tokens / wall))
             meta.update(hidden_states=stats.layers, hidden=int(cls["test"].shape[-1]))
             logger.info("%s: %d hidden states, %.1f s", which, stats.layers, timing[which]["wall_s"])
-        for i, file in enumerate(("layers.csv", "hist.csv", "sentences.csv")):
+        for i, file in enumerate((paths.LAYERS, paths.HIST, paths.SENTENCES)):
             pd.concat([t[i] for t in tables]).to_csv(tmp / file, index=False)
-        io.write_json(tmp / "run.json", meta | {"extract": cfg.model_dump()})
-        io.write_json(tmp / "timing.json", timing)
+        files.write_json(tmp / paths.RUN_LIST, meta | {"extract": cfg.model_dump()})
+        files.write_json(tmp / paths.TIMING, timing)
 
 
 def main(name: str) -> None:
-    p = params.load()
-    model = encoders.model_params(p, name)
-    logger = log.setup(STAGE, p.profile, name)
-    torch.set_num_threads(encoders.n_threads())  # the cores this process may use, as pretrain and finetune
+    p, logger = stage.start(STAGE, name)
+    model = p.models[name]
     todo = runs(name, model, p.finetune)
     tokens = load_from_disk(str(paths.tokens(name)))
     extract(name, todo, tokens, p.extract, paths.extracted(name), logger=logger)

@@ -5,7 +5,8 @@ Reads the model's checkpoint (``encoders.checkpoint``: the demo's ``artifacts/pr
 id), ``artifacts/tokenize/<name>`` (first ``train_size`` train and ``test_size`` test reviews, already
 shuffled by prepare), ``artifacts/prepare/cls`` (raw text for the TF-IDF yardstick) and params
 ``finetune``. One run per seed of ``finetune.seeds`` (a DVC matrix stage each): writes
-``artifacts/finetune/<name>/seed-<seed>/epoch-<k>/`` (model + tokenizer, save_pretrained),
+``artifacts/finetune/<name>/seed-<seed>/epoch-<k>/`` (model + tokenizer, save_pretrained) and ``hits.npy``
+(per epoch, which test reviews the classifier got right),
 ``metrics/finetune/<name>-<seed>.json`` and ``metrics/finetune/<name>-<seed>-history.csv``.
 
 Gates (non-zero exit, nothing written): the final accuracy may trail a TF-IDF logistic regression on the
@@ -34,8 +35,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from embstudy import encoders, io, log, params, paths
+from embstudy import encoders, files, paths, stage, variants
 from embstudy.params import Finetune
 
 logger = logging.getLogger("embstudy.finetune")
@@ -48,7 +50,7 @@ class EpochSaver(TrainerCallback):
         self.folder, self.tokenizer = folder, tokenizer
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        target = self.folder / f"epoch-{round(state.epoch)}"
+        target = self.folder / variants.epoch(round(state.epoch))
         model.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
 
@@ -58,7 +60,7 @@ def subsets(tokens: DatasetDict, corpus: DatasetDict, cfg: Finetune) -> dict[str
     out = {}
     for split, n in (("train", cfg.train_size), ("test", cfg.test_size)):
         if n > len(tokens[split]):
-            raise encoders.EncoderError(
+            raise stage.StageError(
                 f"finetune: {split}_size {n} > {len(tokens[split])} tokenised {split} reviews")
         ds = tokens[split].select(range(n)).select_columns(["input_ids", "label", "length", "idx"])
         text = dict(zip(corpus[split]["idx"], corpus[split]["text"]))
@@ -73,15 +75,22 @@ def tfidf_accuracy(train_texts: list[str], train_labels, test_texts: list[str], 
     return float(accuracy_score(test_labels, clf.predict(vectorizer.transform(test_texts))))
 
 
-def scores(eval_pred) -> dict:
-    logits, labels = eval_pred.predictions, eval_pred.label_ids
-    preds = (logits[0] if isinstance(logits, tuple) else logits).argmax(-1)
-    return {"accuracy": accuracy_score(labels, preds), "f1": f1_score(labels, preds),
-            "majority_share": np.bincount(preds, minlength=2).max() / len(preds)}
+def scorer(hits: list[np.ndarray]):
+    """Trainer's compute_metrics; appends each evaluation's per-review correctness (test order) to ``hits``."""
+    def scores(eval_pred) -> dict:
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        preds = (logits[0] if isinstance(logits, tuple) else logits).argmax(-1)
+        hits.append((preds == labels).astype(np.int8))
+        return {"accuracy": accuracy_score(labels, preds), "f1": f1_score(labels, preds),
+                "majority_share": np.bincount(preds, minlength=2).max() / len(preds)}
+    return scores
 
 
-def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, seed: int, out: Path) -> list[dict]:
-    """Trainer with per-epoch evaluation and checkpoints; returns one row per epoch."""
+def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, seed: int,
+          out: Path) -> tuple[list[dict], np.ndarray]:
+    """Trainer with per-epoch evaluation and checkpoints; returns one row per epoch and the per-review
+    correctness, (epochs, test reviews) int8."""
+    hits = []
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
     with tempfile.TemporaryDirectory() as workdir:
@@ -93,14 +102,19 @@ def train(model, tokenizer, train_ds: Dataset, test_ds: Dataset, cfg: Finetune, 
             seed=seed, data_seed=seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=test_ds,
                           processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-                          compute_metrics=scores, callbacks=[EpochSaver(out, tokenizer)])
+                          compute_metrics=scorer(hits), callbacks=[EpochSaver(out, tokenizer)])
         trainer.train()
+    # Trainer evaluates in length-grouped order (a sampler seeded with data_seed): back to test order
+    order = np.fromiter(LengthGroupedSampler(args.eval_batch_size, dataset=test_ds, lengths=test_ds["length"],
+                                             generator=torch.Generator().manual_seed(seed)), int)
+    in_order = np.empty((len(hits), len(order)), np.int8)
+    in_order[:, order] = np.stack(hits)
     logs = trainer.state.log_history
     loss = {round(h["epoch"]): h["loss"] for h in logs if "loss" in h}
     return [{"epoch": round(h["epoch"]), "train_loss": loss.get(round(h["epoch"])),
              "eval_accuracy": h["eval_accuracy"], "eval_f1": h["eval_f1"],
              "majority_share": h["eval_majority_share"]}
-            for h in logs if "eval_accuracy" in h]
+            for h in logs if "eval_accuracy" in h], in_order
 
 
 def collapsed(epochs: list[dict], cfg: Finetune) -> list[int]:
@@ -111,13 +125,13 @@ def collapsed(epochs: list[dict], cfg: Finetune) -> list[int]:
 def check_gates(name: str, epochs: list[dict], tfidf: float, cfg: Finetune) -> list[int]:
     """Raise on a collapsed last epoch or a gap to TF-IDF; return the earlier epochs predicting one class."""
     if epochs[-1]["epoch"] in collapsed(epochs, cfg):
-        raise encoders.EncoderError(
+        raise stage.StageError(
             f"finetune: {name}: predictions collapsed to one class at the last epoch "
             f"({epochs[-1]['majority_share']:.1%} of test reviews > {cfg.max_majority_share:.0%}): "
             "lower lr or add warm-up")
     final = epochs[-1]["eval_accuracy"]
     if 100 * final < 100 * tfidf - cfg.max_gap_to_tfidf:
-        raise encoders.EncoderError(f"finetune: {name}: accuracy {final:.1%} trails TF-IDF {tfidf:.1%} by "
+        raise stage.StageError(f"finetune: {name}: accuracy {final:.1%} trails TF-IDF {tfidf:.1%} by "
                                     f"more than {cfg.max_gap_to_tfidf} points: train longer or change lr")
     return collapsed(epochs, cfg)
 
@@ -132,7 +146,6 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
     """Fine-tune ``source`` for ``name`` with ``seed``, write per-epoch checkpoints and metrics; returns the
     metrics. ``gates=False`` (the random-init control, a floor that may fail them) only logs a collapse."""
     start = time.perf_counter()
-    torch.set_num_threads(encoders.n_threads())
     data = subsets(tokens, corpus, cfg)
     (train_ds, train_texts), (test_ds, test_texts) = data["train"], data["test"]
     tfidf = tfidf_accuracy(train_texts, train_ds["label"], test_texts, test_ds["label"])
@@ -143,12 +156,13 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
         raise encoders.EncoderError(
             f"finetune: {name}: token id {top} >= vocab size {model.config.vocab_size}: "
             f"tokens were made with another tokenizer than {source}'s (rerun tokenize)")
-    io.check_free_space(out_dir, checkpoint_bytes(model, cfg.epochs),
+    files.check_free_space(out_dir, checkpoint_bytes(model, cfg.epochs),
                         f"finetune: {name}: {cfg.epochs} epoch checkpoints")
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun / accelerate launch only rank 0 writes
-    with io.atomic_dir(out_dir) if writer else tempfile.TemporaryDirectory() as tmp:
-        epochs = train(model, tokenizer, train_ds, test_ds, cfg, seed, Path(tmp))
+    with files.atomic_dir(out_dir) if writer else tempfile.TemporaryDirectory() as tmp:
+        epochs, hits = train(model, tokenizer, train_ds, test_ds, cfg, seed, Path(tmp))
         early = check_gates(name, epochs, tfidf, cfg) if gates else collapsed(epochs, cfg)
+        np.save(paths.hits(tmp), hits)  # for the summary's intervals over test reviews
     if not writer:
         return {}
     if early:
@@ -159,21 +173,20 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
                "majority_share": final["majority_share"], "tfidf_accuracy": tfidf,
                "early_collapsed_epochs": early, "train_size": cfg.train_size, "test_size": cfg.test_size,
                "seed": seed}
-    io.write_json(metrics_path, metrics)
+    files.write_json(metrics_path, metrics)
     rows = "".join(f"{e['epoch']},{e['train_loss']:.6g},{e['eval_accuracy']:.6g},{e['eval_f1']:.6g}\n"
                    for e in epochs)
-    io.atomic_write(history_path, ("epoch,train_loss,eval_accuracy,eval_f1\n" + rows).encode())
+    files.atomic_write(history_path, ("epoch,train_loss,eval_accuracy,eval_f1\n" + rows).encode())
     logger.info("%s seed %d: accuracy per epoch %s, TF-IDF %.3f, %.0f s", name, seed,
                 [round(e["eval_accuracy"], 3) for e in epochs], tfidf, time.perf_counter() - start)
     return metrics
 
 
 def main(name: str, seed: int) -> None:
-    p = params.load()
-    log.setup("finetune", p.profile, f"{name} seed {seed}")
+    p, _ = stage.start("finetune", name)
     if seed not in p.finetune.seeds:
-        raise encoders.EncoderError(f"finetune: seed {seed} is not in finetune.seeds {p.finetune.seeds}")
-    source = encoders.checkpoint(name, encoders.model_params(p, name))
+        raise stage.StageError(f"finetune: seed {seed} is not in finetune.seeds {p.finetune.seeds}")
+    source = encoders.checkpoint(name, p.models[name])
     run(name, source, p.finetune, seed, load_from_disk(str(paths.tokens(name))),
         load_from_disk(str(paths.CORPUS)), paths.finetuned(name, seed), paths.finetune_metrics(name, seed),
         paths.finetune_metrics(name, seed, "-history.csv"))

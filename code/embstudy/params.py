@@ -57,7 +57,7 @@ class Encoder(Strict):
 
 class Model(Strict):
     arch: Literal["camembert", "flaubert"]
-    checkpoint: str | None  # None: pre-trained here from scratch
+    checkpoint: str | None  # a folder here (checkpoints/<name>), a hub id, or None: pre-trained from scratch
     encoder: Encoder | None = None
 
 
@@ -154,6 +154,12 @@ def load(path: Path = paths.PARAMS) -> Params:
     return params
 
 
+def looks_local(checkpoint: str | None) -> bool:
+    """A path into this repository or the file system rather than a hub id (``owner/name``)."""
+    return checkpoint is not None and (checkpoint.startswith(("/", "./", "../"))
+                                       or Path(checkpoint).parts[0] == paths.CHECKPOINTS.name)
+
+
 def cross_checks(p: Params) -> list[str]:
     """Problems no single field shows: repeated seeds, models without weights, layers past an encoder's depth,
     and (demo corpus, whose sizes params fix) sizes past the data."""
@@ -162,6 +168,8 @@ def cross_checks(p: Params) -> list[str]:
     for name, m in p.models.items():
         if m.checkpoint is None and m.encoder is None:
             out.append(f"models.{name}: needs a checkpoint or an encoder spec to pre-train")
+        elif looks_local(m.checkpoint) and not (paths.ROOT / m.checkpoint).is_dir():
+            out.append(f"models.{name}.checkpoint: no folder {m.checkpoint} in the repository")
         elif m.encoder is not None and m.checkpoint is None:
             if m.encoder.hidden % m.encoder.heads:
                 out.append(f"models.{name}.encoder: hidden {m.encoder.hidden} is not a multiple of heads "

@@ -5,6 +5,8 @@ small metrics and plot tables live under ``metrics/`` (committed, ``cache: false
 """
 from pathlib import Path
 
+from embstudy import variants
+
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "params.yaml"
 ARTIFACTS = ROOT / "artifacts"
@@ -13,7 +15,17 @@ METRICS = ROOT / "metrics"
 TARBALL = ROOT / "data" / "cls-acl10-unprocessed.tar.gz"  # the real corpus, from data.dvc
 SYNTH_TARBALL = ARTIFACTS / "synth" / "cls-acl10-unprocessed.tar.gz"  # the demo corpus
 CORPUS = ARTIFACTS / "prepare" / "cls"  # DatasetDict train/test/unlabeled of raw text
+CHECKPOINTS = ROOT / "checkpoints"  # the demo's encoders, pre-trained here once and shipped (make encoders)
 BENCH = ROOT / "bench"  # `make bench`: results.json and results.md (committed)
+
+
+# File names inside a model's extract folder (extracted(model)), probe folder (probed(model)) and summary()
+RUN_LIST, LAYERS, SENTENCES, HIST, TIMING = "run.json", "layers.csv", "sentences.csv", "hist.csv", "timing.json"
+ACCURACY, CURVES, PREDICTIONS = "accuracy.csv", "curves.csv", "predictions.parquet"
+CONES, SEPARATION = "cones.parquet", "separation.csv"
+GEOMETRY_CI, PROBES_CI, CKA, CKA_MAP = "geometry.csv", "probes.csv", "cka.csv", "cka-map.csv"
+FINETUNED_CI, CORRELATION = "finetuned.csv", "correlation.csv"
+PREPARE_METRICS, SUMMARY_METRICS = METRICS / "prepare.json", METRICS / "summary.json"
 
 
 def pretrained(model: str) -> Path:
@@ -48,6 +60,12 @@ def control_finetuned(model: str) -> Path:
     return control(model) / "finetune"
 
 
+def hits(run: Path) -> Path:
+    """In a fine-tuning run's folder (:func:`finetuned` with a seed, :func:`control_finetuned`): which test
+    reviews its classifier got right after each epoch, (epochs, test reviews) int8."""
+    return Path(run) / "hits.npy"
+
+
 def extracted(model: str) -> Path:
     """Per-layer statistics and [CLS] vectors of every variant of ``model``."""
     return ARTIFACTS / "extract" / model
@@ -73,12 +91,6 @@ def finetune_metrics(model: str, seed: int, suffix: str = ".json") -> Path:
     return metrics("finetune", f"{model}-{seed}", suffix)
 
 
-def run_name(variant: str, seed: int | None) -> str:
-    """A run of extract and probe in file names and metrics keys: ``epoch-2-s42``; ``pretrained`` and
-    ``random`` (not fine-tuned) have no seed."""
-    return variant if seed is None else f"{variant}-s{seed}"
-
-
 def cls_file(variant: str, seed: int | None) -> str:
-    """A run's first-token vectors in its model's extract folder."""
-    return f"cls-{run_name(variant, seed)}.npz"
+    """A run's first-token vectors in its model's extract folder (``cls-epoch-2-s42.npz``)."""
+    return f"cls-{variants.run_name(variant, seed)}.npz"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 from datasets import Dataset, DatasetDict
 
-from embstudy import io, log, params, paths, reader
+from embstudy import files, paths, reader, stage
 
 SPLITS = ("train", "test", "unlabeled")
 
@@ -46,20 +46,19 @@ def counts(corpus: DatasetDict) -> dict:
 
 
 def main() -> None:
-    p = params.load()
-    logger = log.setup("prepare", p.profile)
+    p, logger = stage.start("prepare")
     source = paths.ROOT / p.data.source
     logger.info("reading %s", source)
     try:
         reviews = reader.read_reviews(source)
     except (reader.ReviewFormatError, reader.SourceMissingError) as e:
-        raise SystemExit(f"prepare: {e}") from None
+        raise stage.StageError(f"prepare: {e}") from None
     corpus = build(reviews, p.prepare.seed)
     for split, ds in corpus.items():
         logger.info("%s: %d reviews", split, len(ds))
-    with io.atomic_dir(paths.CORPUS) as tmp:
+    with files.atomic_dir(paths.CORPUS) as tmp:
         corpus.save_to_disk(str(tmp))
-    io.write_json(paths.METRICS / "prepare.json", counts(corpus))
+    files.write_json(paths.PREPARE_METRICS, counts(corpus))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,22 @@
-"""Stage ``pretrain``: a tokenizer and a small masked-LM encoder trained from scratch (demo profile).
+"""Stage ``pretrain``: where each model's pre-trained weights come from, in ``artifacts/pretrain/<name>``.
 
-Reads ``artifacts/prepare/cls`` (unlabeled + train text; never test) and params ``models.<name>``
-and ``pretrain``. Writes ``artifacts/pretrain/<name>`` (model + tokenizer via save_pretrained, so
-AutoTokenizer and AutoModelForSequenceClassification load it; ``SOURCE.json`` says where the
-weights come from), ``metrics/pretrain/<name>.json`` and ``metrics/pretrain/<name>-loss.csv``.
-When ``models.<name>.checkpoint`` names a hub model (paper profile) it only writes those notes.
+``models.<name>.checkpoint`` says which of three ways:
+
+* a folder of this repository (the demo's ``checkpoints/<name>``, pre-trained here once and shipped):
+  copied as it is, with the metrics that its training wrote beside the weights (``pretrain.json``,
+  ``pretrain-loss.csv``);
+* ``null``: a tokenizer and a small masked-LM encoder trained from scratch on ``artifacts/prepare/cls``
+  (unlabeled + train text; never test) with params ``models.<name>.encoder`` and ``pretrain``;
+* a hub id (paper profile): only a note, later stages load the hub snapshot.
+
+Writes ``artifacts/pretrain/<name>`` (model + tokenizer via save_pretrained, so AutoTokenizer and
+AutoModelForSequenceClassification load it; ``SOURCE.json`` says where the weights come from),
+``metrics/pretrain/<name>.json`` and ``metrics/pretrain/<name>-loss.csv``.
+
+``python -m embstudy.pretrain camembert --out checkpoints/camembert --threads 1`` (``make encoders``)
+trains from scratch whatever the checkpoint param says and writes the shipped folder, plus
+``TRAINING.json`` (seconds, machine, versions: the one file that differs between two runs). Same machine,
+same thread count: the same weights, bit for bit.
 
 Gate: masked-token accuracy on held-out unlabeled reviews must reach ``min_accuracy_ratio`` times
 the accuracy of always predicting the most frequent masked token, else it exits non-zero, writing
@@ -16,22 +28,27 @@ Run: ``python -m embstudy.pretrain camembert`` (or ``dvc repro pretrain``).
 """
 from __future__ import annotations
 
+import argparse
 import itertools
+import json
 import logging
-import sys
+import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-from embstudy import encoders, io, log, params, paths, vocab
+from embstudy import encoders, files, paths, stage, vocab
 from embstudy.params import Model, Pretrain
 
 logger = logging.getLogger("embstudy.pretrain")
+METRICS, LOSS = "pretrain.json", "pretrain-loss.csv"  # written beside the weights, copied to metrics/
 
 
 def split_texts(corpus: DatasetDict, heldout: int, seed: int) -> tuple[list[str], list[str]]:
@@ -86,16 +103,27 @@ def evaluate(model, tokenizer, blocks: list[list[int]], cfg: Pretrain) -> dict:
             "baseline_accuracy": torch.bincount(targets).max().item() / n}
 
 
-def run(name: str, model_params: Model, cfg: Pretrain, corpus: DatasetDict,
+def run(name: str, model_params: Model, cfg: Pretrain, corpus: DatasetDict | None,
         out_dir: Path, metrics_path: Path, loss_path: Path) -> dict:
-    """Pre-train ``name`` and write its checkpoint and metrics; returns the metrics."""
-    if model_params.checkpoint is not None:
+    """Train, copy or note ``name``'s weights into ``out_dir`` and write its metrics; returns the metrics."""
+    folder = encoders.local_folder(model_params.checkpoint)
+    if model_params.checkpoint is None:
+        metrics = train_here(name, model_params, cfg, corpus, out_dir)
+        metrics = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}  # metrics stay deterministic
+    elif folder is not None:
+        metrics = ship(model_params.checkpoint, folder, out_dir)
+    else:
         return skip(model_params.checkpoint, out_dir, metrics_path, loss_path)
+    write_metrics(metrics, (out_dir / LOSS).read_bytes(), metrics_path, loss_path)
+    return metrics
+
+
+def train_here(name: str, model_params: Model, cfg: Pretrain, corpus: DatasetDict, out_dir: Path) -> dict:
+    """Pre-train ``name`` from scratch into ``out_dir`` (checkpoint, ``pretrain.json``, loss curve)."""
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(encoders.n_threads())
     texts, heldout = split_texts(corpus, cfg.heldout, cfg.seed)
     start = time.perf_counter()
-    with io.atomic_dir(out_dir) as tmp:
+    with files.atomic_dir(out_dir) as tmp:
         tokenizer = vocab.train(model_params.arch, texts, model_params.encoder.vocab_size, tmp)
         model = encoders.build_mlm(model_params.arch, model_params.encoder, tokenizer)
         blocks, held = pack(tokenizer, texts, cfg.seq_len), pack(tokenizer, heldout, cfg.seq_len)
@@ -116,40 +144,87 @@ def run(name: str, model_params: Model, cfg: Pretrain, corpus: DatasetDict,
                 f"{metrics['baseline_accuracy']:.4f} "
                 f"(mlm loss {metrics['mlm_loss']:.3f} after {cfg.steps} steps): train longer or change lr")
         model.save_pretrained(tmp)
-        io.write_json(tmp / "SOURCE.json", {"checkpoint": None, "pretrained_here": True})
-        # no timings in the metrics: two runs must give identical files (times are logged; `make bench`)
+        files.write_json(tmp / "SOURCE.json", {"checkpoint": None, "pretrained_here": True})
+        # no timings here: two runs must give identical files (times are logged, and TRAINING.json with --out)
         metrics |= {"steps": cfg.steps, "n_params": model.num_parameters(), "vocab_size": len(tokenizer),
                     "skipped": False}
-    write_metrics(metrics, [(h["step"], h["loss"]) for h in history if "loss" in h], metrics_path, loss_path)
+        files.write_json(tmp / METRICS, metrics)
+        curve = "".join(f"{h['step']},{h['loss']:.6g}\n" for h in history if "loss" in h)
+        files.atomic_write(tmp / LOSS, ("step,loss\n" + curve).encode())
+    seconds = time.perf_counter() - start
     logger.info("%s: masked accuracy %.3f vs baseline %.3f, loss %.3f; %.0f s, %.0f training tokens/s", name,
-                metrics["masked_accuracy"], metrics["baseline_accuracy"], metrics["mlm_loss"],
-                time.perf_counter() - start, cfg.steps * cfg.batch_size * cfg.seq_len / train_seconds)
+                metrics["masked_accuracy"], metrics["baseline_accuracy"], metrics["mlm_loss"], seconds,
+                cfg.steps * cfg.batch_size * cfg.seq_len / train_seconds)
+    return metrics | {"wall_seconds": seconds, "train_seconds": train_seconds}
+
+
+def ship(checkpoint: str, folder: Path, out_dir: Path) -> dict:
+    """A checkpoint pre-trained here once and kept in the repository: copied whole, metrics as trained."""
+    encoders.check_folder(folder)
+    missing = [f for f in (METRICS, LOSS) if not (folder / f).is_file()]
+    if missing:
+        raise encoders.EncoderError(f"pretrain: checkpoint folder {folder} lacks {' and '.join(missing)} "
+                                    "(written with the weights by `make encoders`)")
+    with files.atomic_dir(out_dir) as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        files.write_json(tmp / "SOURCE.json", {"checkpoint": checkpoint, "pretrained_here": True})
+    metrics = json.loads((folder / METRICS).read_text()) | {"checkpoint": checkpoint}
+    logger.info("%s: shipped encoder, masked accuracy %.3f vs baseline %.3f after %d steps", checkpoint,
+                metrics["masked_accuracy"], metrics["baseline_accuracy"], metrics["steps"])
     return metrics
 
 
 def skip(checkpoint: str, out_dir: Path, metrics_path: Path, loss_path: Path) -> dict:
     """A hub checkpoint: nothing to train or download; notes only, so every DVC output exists."""
-    with io.atomic_dir(out_dir) as tmp:
-        io.write_json(tmp / "SOURCE.json", {"checkpoint": checkpoint, "pretrained_here": False})
+    with files.atomic_dir(out_dir) as tmp:
+        files.write_json(tmp / "SOURCE.json", {"checkpoint": checkpoint, "pretrained_here": False})
     metrics = {"skipped": True, "checkpoint": checkpoint}
-    write_metrics(metrics, [], metrics_path, loss_path)
+    write_metrics(metrics, b"step,loss\n", metrics_path, loss_path)
     logger.info("hub checkpoint %s: nothing to pre-train", checkpoint)
     return metrics
 
 
-def write_metrics(metrics: dict, curve: list[tuple[int, float]], metrics_path: Path, loss_path: Path) -> None:
-    io.write_json(metrics_path, metrics)
-    io.atomic_write(loss_path, ("step,loss\n" + "".join(f"{s},{v:.6g}\n" for s, v in curve)).encode())
+def write_metrics(metrics: dict, loss_csv: bytes, metrics_path: Path, loss_path: Path) -> None:
+    files.write_json(metrics_path, metrics)
+    files.atomic_write(loss_path, loss_csv)
 
 
-def main(name: str) -> None:
-    p = params.load()
-    log.setup("pretrain", p.profile, name)
-    model_params = encoders.model_params(p, name)
-    corpus = load_from_disk(str(paths.CORPUS)) if model_params.checkpoint is None else None
-    run(name, model_params, p.pretrain, corpus, paths.pretrained(name),
-        paths.metrics("pretrain", name), paths.metrics("pretrain", name, "-loss.csv"))
+def training_notes(cfg: Pretrain, metrics: dict, threads: int) -> dict:
+    """How and where a shipped checkpoint was made: the README and the book quote it."""
+    return {"wall_seconds": round(metrics["wall_seconds"], 1), "train_seconds": round(metrics["train_seconds"], 1),
+            "threads": threads, "steps": cfg.steps, "machine": f"{platform.machine()} {cpu_name()}",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version()}
+
+
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m embstudy.pretrain", description=__doc__.split("\n")[0])
+    parser.add_argument("name", help="a key of params.yaml models")
+    parser.add_argument("--out", type=Path, help="train from scratch into this folder (make encoders)")
+    parser.add_argument("--threads", type=int, default=stage.n_threads(), help="torch threads")
+    args = parser.parse_args(argv)
+    p, _ = stage.start("pretrain", args.name)
+    model_params = p.models[args.name]
+    torch.set_num_threads(args.threads)
+    if args.out is None:
+        needs_corpus = model_params.checkpoint is None
+        run(args.name, model_params, p.pretrain, load_from_disk(str(paths.CORPUS)) if needs_corpus else None,
+            paths.pretrained(args.name), paths.metrics("pretrain", args.name),
+            paths.metrics("pretrain", args.name, "-loss.csv"))
+        return
+    if model_params.encoder is None:
+        raise encoders.EncoderError(f"pretrain: models.{args.name} has no encoder spec to pre-train")
+    metrics = train_here(args.name, model_params, p.pretrain, load_from_disk(str(paths.CORPUS)), args.out)
+    files.write_json(args.out / "TRAINING.json", training_notes(p.pretrain, metrics, args.threads))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

@@ -39,21 +39,21 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm import tqdm
 
-from embstudy import encoders, io, log, params, paths
+from embstudy import files, params, paths, stage, variants
 
 STAGE = "probe"
 
 
 def fail(message: str):
-    raise SystemExit(f"{STAGE}: {message}")
+    raise stage.StageError(f"{STAGE}: {message}")
 
 
 def load_cls(folder: Path) -> list[tuple[dict, dict[str, np.ndarray]]]:
     """[(run: variant, seed, file; arrays of its npz)], in extract's run order."""
-    if not (folder / "run.json").is_file():
-        fail(f"{folder / 'run.json'} is missing: run the extract stage first")
+    if not (folder / paths.RUN_LIST).is_file():
+        fail(f"{folder / paths.RUN_LIST} is missing: run the extract stage first")
     out = []
-    for run in json.loads((folder / "run.json").read_text())["runs"]:
+    for run in json.loads((folder / paths.RUN_LIST).read_text())["runs"]:
         with np.load(folder / run["file"]) as npz:
             out.append((run, dict(npz)))
         if not set(np.unique(out[-1][1]["train_label"])) == {0, 1}:
@@ -235,7 +235,7 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     device = "cuda" if torch.cuda.is_available() else "cpu"
     accuracy, curves, predictions, cones_, separation = probe_runs(data, layers, cfg, device)
     accuracy.insert(0, "model", name)
-    key = pd.Series([paths.run_name(v, None if pd.isna(s) else s)
+    key = pd.Series([variants.run_name(v, None if pd.isna(s) else s)
                      for v, s in zip(accuracy["variant"], accuracy["seed"])], index=accuracy.index)
     grid = {p: {v: {f"layer_{r.layer}": round(r.accuracy, 6) for r in g.itertuples()}
                 for v, g in accuracy[accuracy.probe == p].groupby(key[accuracy.probe == p], sort=False)}
@@ -243,22 +243,19 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     grid["majority"] = round(float(accuracy[accuracy.probe == "majority"].accuracy.iloc[0]), 6)
     for v, by_layer in grid[cfg.head].items():
         logger.info("%s %s by layer: %s", v, cfg.head, " ".join(f"{a:.3f}" for a in by_layer.values()))
-    with io.atomic_dir(out) as tmp:
-        accuracy.to_csv(tmp / "accuracy.csv", index=False)
-        curves.to_csv(tmp / "curves.csv", index=False)
-        predictions.to_parquet(tmp / "predictions.parquet", index=False)
-        cones_.to_parquet(tmp / "cones.parquet", index=False)
-        separation.to_csv(tmp / "separation.csv", index=False)
-        io.write_json(metrics_json, grid)
+    with files.atomic_dir(out) as tmp:
+        accuracy.to_csv(tmp / paths.ACCURACY, index=False)
+        curves.to_csv(tmp / paths.CURVES, index=False)
+        predictions.to_parquet(tmp / paths.PREDICTIONS, index=False)
+        cones_.to_parquet(tmp / paths.CONES, index=False)
+        separation.to_csv(tmp / paths.SEPARATION, index=False)
+        files.write_json(metrics_json, grid)
         main_curves = curves[curves.probe == cfg.head][["epoch", "accuracy", "variant", "seed", "layer"]]
-        io.atomic_write(metrics_curves, main_curves.to_csv(index=False).encode())
+        files.atomic_write(metrics_curves, main_curves.to_csv(index=False).encode())
 
 
 def main(name: str) -> None:
-    p = params.load()
-    encoders.model_params(p, name)  # an unknown name fails here, in one line
-    logger = log.setup(STAGE, p.profile, name)
-    torch.set_num_threads(encoders.n_threads())  # all runs' probes in one step: 0.79 s an epoch, 1.03 s on 1
+    p, logger = stage.start(STAGE, name)  # 2 threads: all runs' probes in one step, 0.79 s an epoch (1.03 on 1)
     probe(name, paths.extracted(name), p.probe, paths.probed(name), paths.metrics(STAGE, name),
           paths.metrics(STAGE, name, "-curves.csv"), logger)
 

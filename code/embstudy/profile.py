@@ -7,13 +7,13 @@ returns to the committed (demo) profile.
 """
 from __future__ import annotations
 
-import io as _io
+import io
 import sys
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from embstudy import io, params, paths
+from embstudy import files, params, paths
 
 
 def merge(base, override) -> None:
@@ -33,7 +33,7 @@ def apply(override: Path, target: Path = paths.PARAMS) -> None:
     yaml.width = 4096  # keep long comments on one line
     doc = yaml.load(target.read_text(encoding="utf-8"))
     merge(doc, yaml.load(Path(override).read_text(encoding="utf-8")))
-    buf = _io.StringIO()
+    buf = io.StringIO()
     yaml.dump(doc, buf)
     check = target.with_name(f".{target.name}.check")
     check.write_text(buf.getvalue(), encoding="utf-8")
@@ -41,7 +41,7 @@ def apply(override: Path, target: Path = paths.PARAMS) -> None:
         params.load(check)
     finally:
         check.unlink()
-    io.atomic_write(target, buf.getvalue().encode())
+    files.atomic_write(target, buf.getvalue().encode())
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import gzip
 import html
-import io as _io
+import io
 import random
 import re
 import string
 import tarfile
 import textwrap
 
-from embstudy import io, log, params, paths
+from embstudy import files, params, paths, stage
 
 # ---- Word tables. Adjectives: "masc", "masc:fem" or "masc:fem:masc-plural" (forms()); "_" is a space.
 # Nouns: "gender:word" with gender m, f, mp or fp. Lists of phrases are "|"-separated.
@@ -428,7 +428,7 @@ def review_file(recs: list[dict]) -> str:
 
 def tarball(files: dict[str, str]) -> bytes:
     """A reproducible .tar.gz of ``files`` (path -> text): sorted, with folders, fixed owner, modes, times."""
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     folders = sorted({name.rsplit("/", k)[0] for name in files for k in range(1, name.count("/") + 1)})
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -439,7 +439,7 @@ def tarball(files: dict[str, str]) -> bytes:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
             else:
                 info.mode, info.size = 0o644, len(data)
-            tar.addfile(info, None if data is None else _io.BytesIO(data))
+            tar.addfile(info, None if data is None else io.BytesIO(data))
     return buf.getvalue()
 
 
@@ -458,10 +458,9 @@ def build(recs: dict[tuple[str, str], list[dict]]) -> bytes:
 
 
 def main() -> None:
-    p = params.load()
-    logger = log.setup("synth", p.profile)
+    p, logger = stage.start("synth")
     recs = corpus(p.data.synth)
-    io.atomic_write(paths.SYNTH_TARBALL, build(recs))
+    files.atomic_write(paths.SYNTH_TARBALL, build(recs))
     logger.info("wrote %s: %d reviews", paths.SYNTH_TARBALL, sum(map(len, recs.values())))
 
 

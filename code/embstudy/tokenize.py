@@ -17,7 +17,7 @@ import sys
 
 from datasets import DatasetDict, load_from_disk
 
-from embstudy import encoders, io, log, params, paths
+from embstudy import encoders, files, paths, stage
 
 
 def tokenize(corpus: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
@@ -46,16 +46,15 @@ def fingerprint(texts: list[str], tokenizer, max_length: int) -> str:
 
 
 def main(name: str) -> None:
-    p = params.load()
-    model = encoders.model_params(p, name)
-    logger = log.setup("tokenize", p.profile, name)
+    p, logger = stage.start("tokenize", name)
+    model = p.models[name]
     tokenizer = encoders.load_tokenizer(encoders.checkpoint(name, model))
     tokens = tokenize(load_from_disk(str(paths.CORPUS)), tokenizer, p.tokenize.max_length)
     for split, ds in tokens.items():
         lengths = ds["length"]
         truncated = sum(n >= p.tokenize.max_length for n in lengths)
         logger.info("%s: %d reviews, mean %.1f tokens, %d truncated", split, len(ds), sum(lengths) / len(ds), truncated)
-    with io.atomic_dir(paths.tokens(name)) as tmp:
+    with files.atomic_dir(paths.tokens(name)) as tmp:
         tokens.save_to_disk(str(tmp))
 
 

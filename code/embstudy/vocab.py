@@ -27,7 +27,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 from transformers import CamembertTokenizer, FlaubertTokenizer
 
-from embstudy import encoders
+from embstudy import encoders, stage
 
 FRENCH = "àâäæçéèêëîïôöœùûüÿÀÂÄÆÇÉÈÊËÎÏÔÖŒÙÛÜŸ«»‘’“”…–—€°"
 REQUIRED_CHARS = "".join(sorted(set(string.ascii_letters + string.digits + string.punctuation + FRENCH)))
@@ -55,7 +55,7 @@ def train_camembert(texts: Sequence[str], vocab_size: int, folder: Path) -> None
             hard_vocab_limit=False,  # a small corpus may support fewer pieces
             required_chars=REQUIRED_CHARS, character_coverage=1.0,
             max_sentence_length=1 << 16,  # long reviews are otherwise dropped silently
-            num_threads=encoders.n_threads(), minloglevel=2)
+            num_threads=stage.n_threads(), minloglevel=2)
         Path(tmp, "sentencepiece.bpe.vocab").unlink()  # keeps from_pretrained on the .model file
         CamembertTokenizer.from_pretrained(tmp, model_max_length=MAX_LENGTH).save_pretrained(folder)
 

@@ -5,7 +5,7 @@ from collections import namedtuple
 
 import pytest
 
-from embstudy import io
+from embstudy import files
 
 Usage = namedtuple("Usage", "total used free")
 
@@ -21,7 +21,7 @@ def test_atomic_dir_removes_what_a_killed_run_left(tmp_path):
     others = [tmp_path / ".camembert.json.partial-abc", tmp_path / ".flaubert.partial-abc", tmp_path / "keep"]
     for path in others:
         path.mkdir()
-    with io.atomic_dir(target) as tmp:
+    with files.atomic_dir(target) as tmp:
         (tmp / "done").write_text("ok")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["camembert", *(p.name for p in others)])
     assert [p.name for p in target.iterdir()] == ["done"]
@@ -29,13 +29,13 @@ def test_atomic_dir_removes_what_a_killed_run_left(tmp_path):
 
 def test_atomic_dir_failure_keeps_the_old_output_whole(tmp_path):
     target = tmp_path / "out"
-    with io.atomic_dir(target) as tmp:
+    with files.atomic_dir(target) as tmp:
         (tmp / "a").write_text("old")
-    with pytest.raises(KeyboardInterrupt), io.atomic_dir(target) as tmp:
+    with pytest.raises(KeyboardInterrupt), files.atomic_dir(target) as tmp:
         (tmp / "a").write_text("new, half")
         raise KeyboardInterrupt  # as SIGINT in the middle of the work
     assert os.listdir(tmp_path) == ["out"] and (target / "a").read_text() == "old"
-    with io.atomic_dir(target) as tmp:
+    with files.atomic_dir(target) as tmp:
         (tmp / "b").write_text("new")
     assert os.listdir(tmp_path) == ["out"] and os.listdir(target) == ["b"]
 
@@ -43,7 +43,7 @@ def test_atomic_dir_failure_keeps_the_old_output_whole(tmp_path):
 def test_atomic_write_removes_its_own_stale_temp_files_only(tmp_path):
     (tmp_path / ".m.json.partial-dead0000").write_bytes(b"{")
     (tmp_path / ".m.partial-dead0000").mkdir()  # the temp of folder target "m": not this file's
-    io.write_json(tmp_path / "m.json", {"a": 1})
+    files.write_json(tmp_path / "m.json", {"a": 1})
     assert sorted(os.listdir(tmp_path)) == [".m.partial-dead0000", "m.json"]
 
 
@@ -57,8 +57,8 @@ def test_free_space_short_exits_in_one_line_before_the_folder_exists(tmp_path, m
     monkeypatch.setattr(shutil, "disk_usage", usage)
     folder = tmp_path / "artifacts" / "finetune" / "camembert"
     with pytest.raises(SystemExit) as err:
-        io.check_free_space(folder, 1_300_000_000, "finetune: camembert: 3 epoch checkpoints")
+        files.check_free_space(folder, 1_300_000_000, "finetune: camembert: 3 epoch checkpoints")
     assert str(err.value) == (f"finetune: camembert: 3 epoch checkpoints: need ~1.3 GB free in {folder}, "
                               "only 0.4 GB free")
     assert asked == [tmp_path] and not (tmp_path / "artifacts").exists()  # nearest existing parent, no mkdir
-    io.check_free_space(folder, 4 * 10**8, "enough")  # exactly the free bytes: no exit
+    files.check_free_space(folder, 4 * 10**8, "enough")  # exactly the free bytes: no exit

@@ -98,5 +98,5 @@ def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
     free = shutil.disk_usage(existing).free
     if free < need_bytes:
         raise SystemExit(f"{what}: need ~{_size(need_bytes)} free in {folder}, only {_size(free)} free")
-    logging.getLogger("embstudy.io").info("%s: need ~%s, %s free in %s", what, _size(need_bytes), _size(free),
+    logging.getLogger("embstudy.files").info("%s: need ~%s, %s free in %s", what, _size(need_bytes), _size(free),
                                           folder)
