@@ -1,6 +1,7 @@
 """The book: the preview converter on a tiny fixture book, the real chapters' references, their execution."""
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from embstudy import book, params, paths
 
@@ -183,6 +185,17 @@ def test_book_layout_matches_quarto_rules():
     assert "freeze" not in str(cfg.get("execute", {}))
     for rel in cfg["book"]["chapters"] + cfg["book"]["appendices"]:
         assert (paths.ROOT / rel).exists(), rel
+
+
+def test_book_names_what_the_typst_book_template_needs():
+    """Quarto 1.10's Typst book (orange-book) fails without ``book.author``, and with it `make report`:
+    ``error: expected content, found array`` at ``#text(size: title-main-3, weight: "bold", author)``."""
+    cfg = yaml.safe_load((paths.ROOT / "_quarto.yml").read_text())
+    assert "typst" in cfg["format"] and cfg["project"]["type"] == "book"
+    for key in ("title", "author"):
+        value = cfg["book"].get(key)
+        assert isinstance(value, str) and value.strip(), f"_quarto.yml: book.{key} must be a non-empty string"
+    assert html.escape(cfg["book"]["author"]) in real_book("demo").page(real_book("demo").chapters[0], "")
 
 
 def test_every_reference_points_to_a_label_and_every_citation_to_the_bib():

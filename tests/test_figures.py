@@ -117,15 +117,17 @@ def test_pipeline_chart_reads_the_real_dvc_yaml():
     frame = results.pipeline()
     level = frame.drop_duplicates("stage").set_index("stage")["level"]
     assert level["synth"] == 0 and level["prepare"] == 1
-    seeds = results.config().finetune.seeds
+    seeds = results.config().finetune.seeds  # params.yaml's, as DVC expands the matrix (the book need not run)
     for m in results.models():
         chain = [level[s] for s in (f"pretrain@{m}", f"tokenize@{m}", f"finetune@{m}-{seeds[0]}", f"extract@{m}",
                                     f"probe@{m}")]
         assert chain == sorted(set(chain)), chain
         parents = set(frame.loc[frame["stage"] == f"extract@{m}", "parent"])
         assert parents == {f"pretrain@{m}", f"tokenize@{m}", f"control@{m}", *(f"finetune@{m}-{s}" for s in seeds)}
-    assert set(frame.loc[frame["stage"] == "summary", "parent"]) == {f"{s}@{m}" for s in ("extract", "probe")
-                                                                      for m in results.models()}
+    assert set(frame.loc[frame["stage"] == "summary", "parent"]) == {
+        f"{s}@{m}" for s in ("extract", "probe", "control") for m in results.models()} | {
+        f"finetune@{m}-{s}" for m in results.models() for s in seeds}
+    assert "data.dvc" not in set(frame["stage"])  # the demo reads artifacts/synth, not the import
     spec = figures.pipeline(frame).to_dict()
     assert {u["mark"]["type"] for u in layer_specs(spec)} == {"rule", "point", "text"}
 
@@ -244,3 +246,26 @@ def test_compare_reads_intervals_and_the_verdicts_follow():
     assert prose._compare(hi, lo) == "above" and prose._compare(lo, hi) == "below"
     assert prose._compare(hi, dict(mean=0.78, lo=0.7, hi=0.8)) == "indistinguishable from"
     assert prose.ci(hi) == "80.0 % [75.0 %, 85.0 %]"
+
+
+def test_a_readers_frame_names_the_files_it_was_read_from(tmp_path):
+    """Provenance comes from the readers: a frame made by a @sourced reader (nested ones included) remembers
+    every file read, keeps it through filtering, and a frame no reader made is refused."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x,y\n1,2\n3,4\n")
+    b.write_text("x,z\n1,5\n")
+
+    @results.sourced
+    def inner():
+        return results._read(b, "b")
+
+    @results.sourced
+    def outer():
+        return results._read(a, "a").merge(inner(), on="x", how="left")
+
+    frame = outer()
+    assert frame.attrs["source"] == [a.as_posix(), b.as_posix()] and inner().attrs["source"] == [b.as_posix()]
+    line = results.provenance(frame[frame["x"] > 1])
+    assert "a.csv" in line and "b.csv" in line
+    with pytest.raises(ValueError, match="no reader of embstudy.results"):
+        results.provenance(pd.DataFrame({"x": [1]}))

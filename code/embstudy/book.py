@@ -32,7 +32,7 @@ import yaml
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from embstudy import io, params, paths
+from embstudy import files, params, paths
 
 log = logging.getLogger("embstudy.book")
 MD = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
@@ -267,9 +267,10 @@ class Book:
         nav = "".join(f'<a href="{relative(c["href"], chapter["href"])}">{c["num"]} '
                       f"{html.escape(c['title'])}</a>" for c in self.chapters)
         title = html.escape(self.cfg["book"].get("title", "Book"))
+        author = html.escape(str(self.cfg["book"].get("author", "")))
         return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
                 f"<style>{STYLE}</style>"
-                f'</head><body><nav><p><b>{title}</b></p>{nav}</nav><main><p class="banner">PREVIEW built by '
+                f'</head><body><nav><p><b>{title}</b><br>{author}</p>{nav}</nav><main><p class="banner">PREVIEW built by '
                 "<code>embstudy.book</code> without Quarto: the content, numbers and figures are the book's; "
                 f"layout and numbering only approximate Quarto's.</p>{body}</main></body></html>")
 
@@ -316,7 +317,7 @@ def build_preview(root: Path, out: Path, profiles: set[str], jobs: int = 2) -> P
     ensure_kernel(kernel)
     with ThreadPoolExecutor(jobs) as pool:
         outputs = list(pool.map(lambda c: book.execute(c, kernel), book.chapters))
-    with io.atomic_dir(out) as tmp:
+    with files.atomic_dir(out) as tmp:
         for chapter, outs in zip(book.chapters, outputs, strict=True):
             (tmp / chapter["href"]).parent.mkdir(parents=True, exist_ok=True)
             page = book.page(chapter, book.render(chapter, outs))

@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
-from embstudy import io, paths, results
+from embstudy import files, paths, results, variants
 
 BUNDLE = paths.ROOT / "report" / "assets" / "vega.js"
 HTML_FORMATS = {"html", "revealjs", "dashboard"}
@@ -50,7 +50,7 @@ def ensure_bundle(target: Path | None = None) -> Path:
     stamp = (f"// vega {vlc.get_vega_version()}, vega-lite {alt.SCHEMA_VERSION}, "
              f"vega-embed {vlc.get_vega_embed_version()}\n")
     if not target.exists() or not target.read_text(encoding="utf-8").startswith(stamp):
-        io.atomic_write(target, (stamp + vlc.javascript_bundle(vl_version=VL_VERSION)).encode())
+        files.atomic_write(target, (stamp + vlc.javascript_bundle(vl_version=VL_VERSION)).encode())
         target.chmod(0o644)  # a web server must read it (the temp file was private)
     return target
 
@@ -80,20 +80,19 @@ alt.renderers.enable("embstudy")
 alt.data_transformers.disable_max_rows()
 
 
-def variants(df: pd.DataFrame) -> list[str]:
+def in_order(df: pd.DataFrame) -> list[str]:
     return results.variant_order(df["variant"])
 
 
 def shade(variant: str) -> str:
     """pretrained: the palette's first colour, epoch-k its k-th; the random control in grays."""
-    if variant.startswith("random"):
-        return GRAYS[0 if variant == "random" else int(variant.rsplit("-", 1)[-1]) % len(GRAYS)]
-    return PALETTE[0 if variant == "pretrained" else int(variant.rsplit("-", 1)[-1]) % len(PALETTE)]
+    colours = GRAYS if variants.is_control(variant) else PALETTE
+    return colours[variants.epochs_of(variant) % len(colours)]
 
 
 def variant_color(df: pd.DataFrame) -> alt.Color:
     """The same colour for a variant in every chart."""
-    order = variants(df)
+    order = in_order(df)
     return alt.Color(VARIANT, sort=order, scale=alt.Scale(domain=order, range=[shade(v) for v in order]),
                      title="variant")
 
@@ -110,7 +109,7 @@ def _fade(pick, low: float = 0.15, high: float = 1.0):
 def _layer_axes(df: pd.DataFrame) -> dict:
     """Layers on x, the variants of a layer side by side, coloured."""
     return {"x": alt.X("layer:O", title="layer (0 = embeddings)", axis=alt.Axis(labelAngle=0)),
-            "xOffset": alt.XOffset(VARIANT, sort=variants(df)), "color": variant_color(df)}
+            "xOffset": alt.XOffset(VARIANT, sort=in_order(df)), "color": variant_color(df)}
 
 
 def _box_width(df: pd.DataFrame) -> float:
@@ -180,7 +179,7 @@ def layer_change(df: pd.DataFrame) -> alt.Chart:
 
 def _rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Rows named "model · variant", and their order: by model, then pretrained, epoch-1..."""
-    order = [f"{m} · {v}" for m in sorted(df["model"].unique()) for v in variants(df)]
+    order = [f"{m} · {v}" for m in sorted(df["model"].unique()) for v in in_order(df)]
     return df.assign(row=df["model"] + " · " + df["variant"]), order
 
 
@@ -225,7 +224,7 @@ def cones(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("class:N", scale=CLASSES), opacity=_fade(pick, 0.05),
         tooltip=["model", "variant", "idx", "class", "domain", alt.Tooltip("cos_first:Q", format=".3f")],
     ).add_params(pick).properties(width=150, height=130).facet(
-        row=alt.Row("model:N", title=None), column=alt.Column(VARIANT, sort=variants(df), title=None))
+        row=alt.Row("model:N", title=None), column=alt.Column(VARIANT, sort=in_order(df), title=None))
 
 
 def convergence(df: pd.DataFrame) -> alt.Chart:
@@ -348,13 +347,13 @@ def cka_map(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("cka:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="CKA"),
         tooltip=["model", "variant", "layer_from", "layer_to", alt.Tooltip("cka:Q", format=".3f")],
     ).properties(width=120, height=120).facet(row=alt.Row("model:N", title=None),
-                                              column=alt.Column(VARIANT, sort=variants(df), title=None))
+                                              column=alt.Column(VARIANT, sort=in_order(df), title=None))
 
 
 def domain_bars(df: pd.DataFrame) -> alt.Chart:
     """Accuracy per domain with interval ticks, bars per variant, a panel per model."""
     base = alt.Chart().encode(x=alt.X("domain:N", title=None, axis=alt.Axis(labelAngle=0)),
-                              xOffset=alt.XOffset(VARIANT, sort=variants(df)), color=variant_color(df))
+                              xOffset=alt.XOffset(VARIANT, sort=in_order(df)), color=variant_color(df))
     bars = base.mark_bar().encode(
         y=alt.Y("mean:Q", title="test accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         tooltip=["model", "variant", "domain", "layer", alt.Tooltip("mean:Q", format=".1%"),

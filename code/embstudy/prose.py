@@ -10,18 +10,21 @@ import re
 
 import pandas as pd
 
-from embstudy.results import (_at, accuracy, cka, config, convergence, corpus, correlation, finetune,
-                              geometry_ci, layers, main_probe, models, num, pct, probes_ci, variant_order)
+from embstudy import paths, variants
+from embstudy.results import (_at, _json, accuracy, cka, cls_scale, config, corpus, correlation, epochs,
+                              finetune, finetuned_ci, geometry_ci, layers, main_probe, models, num, pct,
+                              probes_ci, sourced, training_notes, variant_order)
+from embstudy.results import seeds as run_seeds
 
 
 def last_epoch() -> str:
     """The variant of the last kept fine-tuning epoch, e.g. ``epoch-2`` (``random-`` + it: the control's)."""
-    return f"epoch-{config().finetune.epochs}"
+    return variants.epoch(epochs())
 
 
 def seed_note() -> str:
     """What a chart of single runs shows, for its caption."""
-    seeds = config().finetune.seeds
+    seeds = run_seeds()
     return f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}" if len(seeds) > 1 else "")
 
 
@@ -105,6 +108,89 @@ def control_summary() -> str:
     return "".join(out)
 
 
+@sourced
+def pretraining_gain() -> pd.DataFrame:
+    """Per model, where the study looks, pre-trained weights beside random ones (the control): the fine-tuned
+    classifier's last-epoch accuracy and the last layer's probes on [CLS], each with its interval, and which
+    lies above in words decided by the intervals."""
+    tuned, probes, rows = finetuned_ci(), probes_ci(), []
+    for m in models():
+        mine = tuned[tuned["model"] == m]
+        last = mine["epoch"].max()
+        pairs = [(f"fine-tuned classifier, epoch {last}", *(_at(mine, start=s, epoch=last) for s in
+                                                           ("pretrained", "random")))]
+        at = probes[probes["model"] == m]
+        layer = at["layer"].max()
+        for probe, name in ((main_probe(), f"{main_probe()} probe"), ("logreg", "standardised logistic regression")):
+            rows_ = at[at["probe"] == probe]
+            pairs.append((f"{name} on [CLS], layer {layer}", *(_at(rows_, variant=v, layer=layer)
+                                                               for v in ("pretrained", "random"))))
+        rows += [{"model": m, "measure": what, "pre-trained": ci(a), "random weights": ci(b),
+                  "pre-trained is": _compare(a, b).replace("indistinguishable from", "within the interval of")
+                  .replace("above", "above random").replace("below", "below random")}
+                 for what, a, b in pairs]
+    return pd.DataFrame(rows)
+
+
+def pretraining_verdict() -> str:
+    """One sentence per model on whether pre-training shows where the study looks, decided by the intervals."""
+    out = []
+    for m, rows in pretraining_gain().groupby("model", sort=False):
+        short = rows[rows["pre-trained is"] != "above random"]
+        if short.empty:
+            out.append(f"For {m}, pre-trained weights lie above random ones on every measure here, with intervals "
+                       "that do not overlap.")
+        else:
+            where = "; ".join(f"{r['measure']} ({r['pre-trained is'].replace('random', 'random weights')})"
+                              for _, r in short.iterrows())
+            out.append(f"For {m}, pre-training does **not** show on: {where}. There the demo's tiny encoder is no "
+                       "better than the same architecture with random weights, and this book cannot speak for "
+                       "what pre-training does to the real models.")
+    return " ".join(out)
+
+
+def seed_probe_note() -> str:
+    """Why the seed's probe (unstandardised vectors, Adam, few epochs) may stay at chance on the pre-trained
+    [CLS] vectors while a standardised logistic regression does not, from their measured scale; empty when it
+    does not stay at chance."""
+    probes, head, acc, out = probes_ci(), main_probe(), accuracy(), []
+    for m in models():
+        mine = probes[(probes["model"] == m) & (probes["variant"] == variants.PRETRAINED)]
+        layer = mine["layer"].max()
+        at = {p: _at(mine, probe=p, layer=layer) for p in (head, "logreg")}
+        majority = acc.loc[(acc["model"] == m) & (acc["probe"] == "majority"), "accuracy"].iloc[0]
+        if at[head]["lo"] > majority:
+            continue
+        g = _at(cls_scale(variants.PRETRAINED, layer), model=m)
+        out.append(
+            f"- **{m}**, layer {layer}: the {head} probe scores {ci(at[head])}, no better than always answering "
+            f"the majority class ({pct(majority)}), while the standardised logistic regression reaches "
+            f"{ci(at['logreg'])}. The vectors explain it: their mean cosine between two reviews is "
+            f"{num(g['cosine'])} (they nearly share one direction) and their norm is {num(g['norm'], 1)}, but "
+            f"the two class means lie only {pct(g['class_gap_share'])} of that norm apart, "
+            f"{num(g['class_gap_std'])} times the per-dimension spread ({num(g['dim_std'], 3)}). Unstandardised, "
+            f"the class signal is a small offset on a large shared vector, which a single unit with dropout, "
+            f"trained {config().probe.epochs} epochs at learning rate {config().probe.lr}, does not find; "
+            "standardising each dimension first brings it to the scale the regression needs.\n")
+    return "".join(out)
+
+
+def encoders_description() -> str:
+    """What the demo encoders are: how they were pre-trained and how well they predict masked tokens."""
+    out = []
+    for m in models():
+        r, notes = _json(paths.metrics("pretrain", m)), training_notes(m)
+        if r.get("skipped", False):
+            continue
+        how = (f" in {notes['train_seconds'] / 60:.0f} min on {notes['threads']} thread(s) of an {notes['machine']}"
+               f" (torch {notes['torch']})" if notes else "")
+        out.append(f"- **{m}**: {r['n_params']:,} parameters, {r['vocab_size']:,} tokens, masked-LM pre-training "
+                   f"for {r['steps']:,} steps{how}. On held-out reviews it predicts "
+                   f"{pct(r['masked_accuracy'])} of masked tokens, against {pct(r['baseline_accuracy'])} for "
+                   f"always guessing the most frequent one ({r['masked_accuracy'] / r['baseline_accuracy']:.1f}x).\n")
+    return "".join(out)
+
+
 def adjusted_summary() -> str:
     """Markdown bullets per model: the last layer's four cosine measures, pre-trained and last epoch."""
     geo, kept, out = geometry_ci(), last_epoch(), []
@@ -147,22 +233,21 @@ def geometry_summary(variants: list[str] | None = None) -> str:
 def probe_summary() -> str:
     """Markdown bullets per model: best probe per variant, the controls, and whether the cosine gap tracks
     accuracy (Spearman over the (variant, layer) cells)."""
-    acc, conv, out = accuracy(), convergence(), []
+    acc, out = accuracy(), []
     for m in models():
         sub = acc[acc["model"] == m]
         main = sub[sub["probe"] == main_probe()]
         best = "; ".join(f"{v} {pct(g['accuracy'].max())} (layer {g.loc[g['accuracy'].idxmax(), 'layer']})"
                          for v in variant_order(main["variant"]) for g in [main[main["variant"] == v]])
-        wide = conv[conv["model"] == m].pivot_table(index=["variant", "layer"], columns="measure",
-                                                    values="value")
-        rho = wide.corr(method="spearman").iloc[0, 1] if len(wide) > 2 else float("nan")
-        rho = "undefined (one of them does not vary)" if pd.isna(rho) else num(rho)
+        r = _at(correlation(m), measure="adjusted")
+        rho = "undefined (one of them does not vary)" if pd.isna(r["rho"]) else (
+            f"{num(r['rho'])} [{num(r['lo'])}, {num(r['hi'])}]")
         out.append(f"- **{m}**: best {main_probe()} probe per variant: {best}. Controls: shuffled labels "
                    "at most "
                    f"{pct(sub.loc[sub['probe'] == 'shuffled', 'accuracy'].max())}, majority class "
                    f"{pct(sub.loc[sub['probe'] == 'majority', 'accuracy'].iloc[0])}. Spearman correlation "
-                   "between "
-                   f"the cosine gap and probe accuracy over all (variant, layer) cells: {rho}.\n")
+                   "between the baseline-adjusted cosine and probe accuracy over its "
+                   f"{r['cells']} (variant, seed, layer) cells past the embeddings: {rho}.\n")
     return "".join(out)
 
 

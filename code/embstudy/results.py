@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import json
 import platform
 import re
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from embstudy import params, paths
+from embstudy import params, paths, variants
 
 PROFILES = {
     "demo": ("callout-warning", "Demo profile", (
@@ -59,33 +58,85 @@ def num(x: float, digits: int = 2) -> str:
 
 
 def variant_order(names) -> list[str]:
-    """Variants in study order: pretrained, epoch-1, epoch-2..., then the control: random, random-epoch-1..."""
-    def key(v: str) -> tuple:
-        return v.startswith("random"), v not in ("pretrained", "random"), int(v.rsplit("-", 1)[-1]) \
-            if v[-1].isdigit() else 0
+    """The distinct variants of ``names`` in study order (:func:`embstudy.variants.order`)."""
+    return variants.order(set(names))
 
-    return sorted(set(names), key=key)
+
+def run_list(model: str | None = None) -> list[dict]:
+    """The runs extract read for ``model`` (the first model by default), from its ``run.json``: variant, seed,
+    npz file, checkpoint. The book's list of seeds and epochs comes from here, not from params.yaml."""
+    return _json(paths.extracted(model or models()[0]) / paths.RUN_LIST)["runs"]
+
+
+def seeds() -> list[int]:
+    """The fine-tuning seeds, in the order fine-tuning ran them."""
+    return list(dict.fromkeys(r["seed"] for r in run_list() if r["seed"] is not None
+                              and not variants.is_control(r["variant"])))
+
+
+def epochs() -> int:
+    """How many fine-tuning epochs were kept."""
+    return max(variants.epochs_of(r["variant"]) for r in run_list())
 
 
 def first_seed() -> int:
-    return config().finetune.seeds[0]
+    return seeds()[0]
 
 
 def relative(path: Path | str) -> str:
     """``path`` relative to the repository root (a relative path already is)."""
     path = Path(path)
-    return (path.relative_to(paths.ROOT) if path.is_absolute() else path).as_posix()
+    return (path.relative_to(paths.ROOT) if path.is_relative_to(paths.ROOT) else path).as_posix()
 
 
-def provenance(*files: Path | str) -> str:
-    """One small markdown line naming ``files`` with the md5 ``dvc.lock`` records for the output holding each
-    (a folder output's hash covers the file); a file outside the pipeline's outputs gets its own md5."""
+_READING: list[list[str]] = []  # one list per reader call in progress; a file read is noted in each
+
+
+def _note(path: Path | str) -> None:
+    for files in _READING:
+        files.append(relative(path))
+
+
+def sourced(fn):
+    """A reader of outputs whose frame remembers every file read to make it (``frame.attrs["source"]``, kept
+    through filtering), so that :func:`provenance` names what a figure was drawn from."""
+    @functools.wraps(fn)
+    def reader(*args, **kwargs):
+        _READING.append([])
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            files = _READING.pop()
+        if isinstance(out, pd.DataFrame):
+            out.attrs["source"] = list(dict.fromkeys(files))
+        return out
+    return reader
+
+
+def sources(*items: pd.DataFrame | Path | str) -> list[str]:
+    """The files behind ``items``: a frame's recorded sources, a path as it is."""
+    out = []
+    for item in items:
+        if isinstance(item, pd.DataFrame):
+            if not item.attrs.get("source"):
+                raise ValueError("provenance: a frame that no reader of embstudy.results made (no attrs['source'])")
+            out += item.attrs["source"]
+        else:
+            out.append(relative(item))
+    return list(dict.fromkeys(out))
+
+
+def provenance(*items: pd.DataFrame | Path | str) -> str:
+    """One small markdown line naming the files behind ``items`` (frames from the readers here, or paths) with
+    the md5 ``dvc.lock`` records for the output holding each (a folder output's hash covers the file); a file
+    outside the pipeline's outputs gets its own md5."""
+    files = sources(*items)
     lock, outs = paths.ROOT / "dvc.lock", {}
     if lock.exists():
         for stage in yaml.safe_load(lock.read_text())["stages"].values():
             outs.update({o["path"]: o.get("md5", "?") for o in stage.get("outs", [])})
     parts = []
-    for f in map(relative, files):
+    for f in files:
         holders = [o for o in outs if f == o or f.startswith(o + "/")]
         owner = max(holders, key=len, default=None)  # the innermost output holding f
         if owner:
@@ -100,12 +151,14 @@ def provenance(*files: Path | str) -> str:
 def _read(path: Path, what: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{relative(path)} is missing: run `dvc repro` to produce {what}")
+    _note(path)
     return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
 def _json(path: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{relative(path)} is missing: run `dvc repro` to produce it")
+    _note(path)
     return json.loads(path.read_text())
 
 
@@ -114,56 +167,53 @@ def _per_model(name: str, what: str, folder=paths.extracted) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _only(frame: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
-    """The runs the first chapters show: ``variants`` (default: all but the control), first seed only."""
+def _only(frame: pd.DataFrame, wanted: tuple[str, ...]) -> pd.DataFrame:
+    """The runs the first chapters show: ``wanted`` variants (default: all but the control), first seed only."""
     if "seed" in frame:
         frame = frame[frame["seed"].isna() | (frame["seed"] == first_seed())]
-    keep = frame["variant"].isin(variants) if variants else ~frame["variant"].str.startswith("random")
+    keep = frame["variant"].isin(wanted) if wanted else ~frame["variant"].map(variants.is_control)
     return frame[keep].reset_index(drop=True)
 
 
-def extract_files(name: str) -> list[Path]:
-    """``name`` (e.g. ``layers.csv``) in every model's extract folder: for :func:`provenance`."""
-    return [paths.extracted(m) / name for m in models()]
-
-
-def probe_files(name: str) -> list[Path]:
-    return [paths.probed(m) / name for m in models()]
-
-
-def layers(*variants: str) -> pd.DataFrame:
+@sourced
+def layers(*wanted: str) -> pd.DataFrame:
     """Per (model, variant, layer): cosine quantiles and whiskers, baseline, covariance trace, erank."""
-    return _only(_per_model("layers.csv", "the per-layer geometry (extract stage)"), variants)
+    return _only(_per_model(paths.LAYERS, "the per-layer geometry (extract stage)"), wanted)
 
 
-def sentences(*variants: str) -> pd.DataFrame:
+@sourced
+def sentences(*wanted: str) -> pd.DataFrame:
     """Per (model, variant, layer, sentence): mean and variance of its token cosines, covariance trace."""
-    return _only(_per_model("sentences.csv", "the per-sentence geometry (extract stage)"), variants)
+    return _only(_per_model(paths.SENTENCES, "the per-sentence geometry (extract stage)"), wanted)
 
 
+@sourced
 def layer_change() -> pd.DataFrame:
     """Fine-tuned minus pre-trained per (model, epoch, layer, measure): cosine median, trace, erank."""
     measures = {"cos_q50": "cosine median", "cov_median": "covariance trace median",
                 "erank": "effective rank"}
     long = layers().melt(["model", "variant", "layer"], list(measures), var_name="measure")
-    base = long[long["variant"] == "pretrained"].drop(columns="variant")
-    out = long[long["variant"] != "pretrained"].merge(base, on=["model", "layer", "measure"],
+    base = long[long["variant"] == variants.PRETRAINED].drop(columns="variant")
+    out = long[long["variant"] != variants.PRETRAINED].merge(base, on=["model", "layer", "measure"],
                                                       suffixes=("", "_pre"))
     out = out.assign(change=out["value"] - out["value_pre"], measure=out["measure"].map(measures))
     return out[["model", "variant", "layer", "measure", "change"]]
 
 
+@sourced
 def corpus() -> pd.DataFrame:
     """Every review of the prepared corpus: split, domain, label (1, 0, -1 unlabeled), words, text."""
     from datasets import load_from_disk
 
     frames = []
+    _note(paths.CORPUS)
     for split, ds in load_from_disk(str(paths.CORPUS)).items():
         frame = ds.select_columns(["text", "label", "domain"]).to_pandas()
         frames.append(frame.assign(split=split, words=frame["text"].str.split().str.len()))
     return pd.concat(frames, ignore_index=True)
 
 
+@sourced
 def lengths(bins: int = 30) -> pd.DataFrame:
     """Labelled reviews per (split, domain, bin of length in words), common bins up to the 99th percentile."""
     frame = corpus()
@@ -174,44 +224,29 @@ def lengths(bins: int = 30) -> pd.DataFrame:
     return out.assign(words_from=edges[out["bin"]].round(), words_to=edges[out["bin"] + 1].round())
 
 
+@sourced
 def corpus_counts() -> pd.DataFrame:
     """Reviews per split, domain and label, from ``metrics/prepare.json``."""
     rows = []
-    for split, c in _json(paths.METRICS / "prepare.json").items():
+    for split, c in _json(paths.PREPARE_METRICS).items():
         for key, n in c.items():
             if m := re.fullmatch(r"(\w+)_(pos|neg|unlabeled)", key):
                 rows.append({"split": split, "domain": m[1], "label": m[2], "reviews": n})
     return pd.DataFrame(rows)
 
 
+@sourced
 def pipeline() -> pd.DataFrame:
-    """The DVC stages of ``dvc.yaml`` (foreach expanded): a row per (stage, parent) with DAG coordinates."""
-    spec, p = yaml.safe_load((paths.ROOT / "dvc.yaml").read_text()), yaml.safe_load(paths.PARAMS.read_text())
+    """The DVC stages (foreach and matrix expanded, as DVC resolves them): a row per (stage, parent) with DAG
+    coordinates. An import with nothing downstream (the demo's unused ``data.dvc``) is left out."""
+    from dvc.repo import Repo  # DVC templates dvc.yaml with params.yaml; the book asks it rather than re-doing it
 
-    def lookup(ref: str):  # "${a.b}" -> params a.b
-        return functools.reduce(dict.get, ref[2:-1].split("."), p)
-
-    def fill(text: str, item: dict) -> str:  # ${key}, ${item.x} and ${a.b}, as DVC templates them
-        text = re.sub(r"\$\{(key|item\.\w+)\}", lambda m: str(item[m[1].removeprefix("item.")]), text)
-        return re.sub(r"\$\{([\w.]+)\}", lambda m: str(lookup(m[0])), text)
-
-    stages = {}
-    for name, st in spec["stages"].items():
-        if "foreach" in st:
-            items = [{"key": k} for k in lookup(st["foreach"])]
-        elif "matrix" in st:  # every combination, named by its values joined with "-"
-            axes = {a: list(lookup(v) if isinstance(v, str) else v) for a, v in st["matrix"].items()}
-            items = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-        else:
-            items = [{}]
-        for item in items:
-            body = st.get("do", st)
-            outs = [fill(o if isinstance(o, str) else next(iter(o)), item) for o in body.get("outs", [])]
-            label = "-".join(map(str, item.values()))
-            stages[f"{name}@{label}" if item else name] = ([fill(d, item) for d in body.get("deps", [])], outs)
-    parents = {s: sorted({t for t, (_, outs) in stages.items() for d in deps for o in outs
-                          if d == o or d.startswith(o + "/") or o.startswith(d + "/")} - {s})
-               for s, (deps, _) in stages.items()}
+    _note(paths.ROOT / "dvc.yaml")
+    with Repo(str(paths.ROOT)) as repo:
+        graph = repo.index.graph  # an edge runs from a stage to each stage whose output it reads
+        parents = {s.addressing: sorted(d.addressing for d in graph.successors(s)) for s in graph.nodes
+                   if s.cmd or graph.degree(s)}
+    stages = parents
     level = {}
     while len(level) < len(stages):
         for s in stages:
@@ -235,29 +270,33 @@ def main_probe() -> str:
     return config().probe.head
 
 
+@sourced
 def accuracy(*probes: str) -> pd.DataFrame:
     """Test accuracy per (model, variant, layer, probe): the main probe, shuffled labels, logreg, majority."""
-    frame = _only(_per_model("accuracy.csv", "the probe accuracies (probe stage)", paths.probed), ())
+    frame = _only(_per_model(paths.ACCURACY, "the probe accuracies (probe stage)", paths.probed), ())
     return frame[frame["probe"].isin(probes)].reset_index(drop=True) if probes else frame
 
 
+@sourced
 def accuracy_grid() -> pd.DataFrame:
     """The main probe's accuracy per (model, variant, layer) as the mean over seeds and reviews, with its
     interval (lo, hi); the control is left to its own chapter."""
     frame = probes_ci()
-    frame = frame[(frame["probe"] == main_probe()) & ~frame["variant"].str.startswith("random")]
+    frame = frame[(frame["probe"] == main_probe()) & ~frame["variant"].map(variants.is_control)]
     return frame.rename(columns={"mean": "accuracy"}).reset_index(drop=True)
 
 
+@sourced
 def cones(first: int = 500) -> pd.DataFrame:
     """Last probed layer: cosine of each of the first ``first`` test [CLS] with the first one's, by label."""
-    frame = _only(_per_model("cones.parquet", "the class cones (probe stage)", paths.probed), ())
+    frame = _only(_per_model(paths.CONES, "the class cones (probe stage)", paths.probed), ())
     frame = frame[frame["layer"] == frame.groupby("model")["layer"].transform("max")]
     frame = frame[frame["idx"] < first].copy()
     frame["class"] = frame["label"].map({0: "negative", 1: "positive"})
     return frame[["model", "variant", "layer", "idx", "class", "domain", "cos_first", "cos_pos", "cos_neg"]]
 
 
+@sourced
 def convergence() -> pd.DataFrame:
     """Per (model, variant, probed layer): cosine median minus the baseline, and the main probe's accuracy."""
     acc = accuracy()
@@ -272,25 +311,20 @@ def convergence() -> pd.DataFrame:
 def _runs() -> list[tuple[str, str, int, functools.partial]]:
     """(model, start, seed, its metrics file given a suffix) of every fine-tuning run: each seed, then the
     control."""
-    seeds = config().finetune.seeds
     tuned = [(m, "pre-trained", s, functools.partial(paths.finetune_metrics, m, s))
-             for m in models() for s in seeds]
-    return tuned + [(m, "random (control)", seeds[0], functools.partial(paths.metrics, "control", m))
+             for m in models() for s in seeds()]
+    return tuned + [(m, "random (control)", first_seed(), functools.partial(paths.metrics, "control", m))
                     for m in models()]
 
 
-def finetune_files() -> list[str]:
-    """The fine-tuning metrics and histories of every run, for :func:`provenance`."""
-    return [str(file(suffix).relative_to(paths.ROOT)) for *_, file in _runs()
-            for suffix in (".json", "-history.csv")]
-
-
+@sourced
 def finetune() -> pd.DataFrame:
     """Final fine-tuning metrics per (model, start, seed): accuracy, f1, TF-IDF yardstick, sizes."""
     rows = [{"model": m, "start": start, **_json(file(".json"))} for m, start, _, file in _runs()]
     return pd.DataFrame(rows).drop(columns="epochs")  # per-epoch details: finetune_history()
 
 
+@sourced
 def finetune_table() -> pd.DataFrame:
     """The final fine-tuning metrics as the book shows them, a row per run."""
     names = {"model": "model", "start": "from", "seed": "seed", "accuracy": "test accuracy", "f1": "F1",
@@ -301,6 +335,7 @@ def finetune_table() -> pd.DataFrame:
     return table.rename(columns=names)
 
 
+@sourced
 def finetune_history() -> pd.DataFrame:
     """Per (model, start, seed, epoch): training loss, test accuracy and F1."""
     frames = [_read(file("-history.csv"), "the fine-tuning history").assign(model=m, start=start, seed=s)
@@ -308,13 +343,17 @@ def finetune_history() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@sourced
 def pretrain() -> pd.DataFrame:
     """Where each encoder comes from; for those pre-trained here (demo), their masked-LM scores."""
     rows = []
     for m in models():
         r = _json(paths.metrics("pretrain", m))
         here = not r.get("skipped", False)
-        weights = "pre-trained here (masked LM)" if here else r.get("checkpoint", "hub")
+        weights = r.get("checkpoint") or "hub"
+        if here:
+            weights = "pre-trained here (masked LM)" + (f", shipped in `{r['checkpoint']}`" if r.get("checkpoint")
+                                                         else "")
         rows.append({"model": m, "weights": weights,
                      "parameters": f"{r['n_params']:,}" if here else "",
                      "masked-token accuracy": pct(r["masked_accuracy"]) if here else "",
@@ -323,22 +362,32 @@ def pretrain() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def training_notes(model: str) -> dict | None:
+    """How a shipped checkpoint was made (``make encoders``): seconds, threads, machine, versions; None when
+    the weights were not shipped."""
+    folder = paths.pretrained(model) / "TRAINING.json"
+    return _json(folder) if folder.is_file() else None
+
+
+@sourced
 def timings() -> pd.DataFrame:
     """Wall seconds of each extract run, from extract's ``timing.json`` (stage times: ``make bench``)."""
     rows = []
     for m in models():
-        for run, t in _json(paths.extracted(m) / "timing.json").items():
+        for run, t in _json(paths.extracted(m) / paths.TIMING).items():
             rows.append({"model": m, "run": run, "seconds": t["wall_s"], "tokens/s": t["tokens_per_s"],
                          "device": t["device"]})
     return pd.DataFrame(rows)
 
 
+@sourced
 def original_grid() -> pd.DataFrame:
     """The original study's probe grid (report/data); its fine-tuned models had one epoch: ``epoch-1``."""
-    frame = pd.read_csv(paths.ROOT / "report" / "data" / "original-probe-accuracy.csv")
+    frame = _read(paths.ROOT / "report" / "data" / "original-probe-accuracy.csv", "the original study's grid")
     return frame.replace({"variant": {"finetuned": "epoch-1"}})[["model", "variant", "layer", "accuracy"]]
 
 
+@sourced
 def grid_comparison() -> pd.DataFrame:
     """Original and reproduced main-probe accuracy at the original's cells, and reproduced − original."""
     orig = original_grid()
@@ -406,30 +455,62 @@ def _summary(name: str) -> pd.DataFrame:
     return _read(paths.summary() / name, "the intervals (summary stage)")
 
 
+@sourced
 def geometry_ci(*measures: str) -> pd.DataFrame:
     """Per (model, variant, layer, measure): mean over seeds and sentences with its interval (lo, hi)."""
-    frame = _summary("geometry.csv")
+    frame = _summary(paths.GEOMETRY_CI)
     return frame[frame["measure"].isin(measures)].reset_index(drop=True) if measures else frame
 
 
+@sourced
 def probes_ci(domain: str | None = "all") -> pd.DataFrame:
     """Per (model, variant, layer, probe, domain): test accuracy over seeds and reviews, with its interval."""
-    frame = _summary("probes.csv")
+    frame = _summary(paths.PROBES_CI)
     return frame[frame["domain"] == domain].reset_index(drop=True) if domain else frame
 
 
+@sourced
 def cka() -> pd.DataFrame:
     """Per (model, variant, layer): linear CKA of a fine-tuned run with its start, same layer, with interval."""
-    return _summary("cka.csv")
+    return _summary(paths.CKA)
 
 
+@sourced
 def cka_map() -> pd.DataFrame:
     """Per (model, variant, layer_from, layer_to): linear CKA, mean over seeds."""
-    return _summary("cka-map.csv")
+    return _summary(paths.CKA_MAP)
 
 
-def correlation() -> pd.DataFrame:
-    """Per cosine measure: Spearman rho with the head probe's accuracy over cells, with interval."""
-    return _summary("correlation.csv")
+@sourced
+def cls_scale(variant: str, layer: int, n: int = 500) -> pd.DataFrame:
+    """Per model, the scale and direction of ``variant``'s first-token vectors at ``layer`` (first ``n`` train
+    reviews): mean norm, per-dimension std, mean cosine between two reviews' vectors (anisotropy), and the gap
+    between the two class means, as a share of the mean norm and in units of the per-dimension std."""
+    rows = []
+    for m in models():
+        _note(paths.extracted(m) / paths.cls_file(variant, None))
+        with np.load(paths.extracted(m) / paths.cls_file(variant, None)) as npz:
+            x, y = npz["train"][:n, layer].astype(np.float64), npz["train_label"][:n]  # (n, hidden)
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        gap = np.linalg.norm(x[y == 1].mean(0) - x[y == 0].mean(0))
+        rows.append({"model": m, "norm": np.linalg.norm(x, axis=1).mean(), "dim_std": x.std(0).mean(),
+                     "cosine": (unit @ unit.T)[np.triu_indices(len(x), 1)].mean(),
+                     "class_gap_share": gap / np.linalg.norm(x, axis=1).mean(), "class_gap_std": gap / x.std(0).mean()})
+    return pd.DataFrame(rows)
+
+
+@sourced
+def finetuned_ci() -> pd.DataFrame:
+    """Per (model, start, epoch): the fine-tuned classifier's test accuracy over seeds and reviews, with interval;
+    start ``pretrained`` or ``random`` (the control)."""
+    return _summary(paths.FINETUNED_CI)
+
+
+@sourced
+def correlation(model: str = "all") -> pd.DataFrame:
+    """Per cosine measure: Spearman rho with the head probe's accuracy over ``model``'s cells (``all``: every
+    model's), with interval."""
+    frame = _summary(paths.CORRELATION)
+    return frame[frame["model"] == model].reset_index(drop=True)
 
 
