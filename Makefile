@@ -29,7 +29,7 @@ test: $(STAMP)
 	python -m pytest
 
 paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); see README
-	python -m embstudy.profile conf/paper.yaml
+	python -m embstudy.use_profile conf/paper.yaml
 	test -f data/cls-acl10-unprocessed.tar.gz || dvc update data.dvc
 	dvc repro
 	python -m embstudy.book
@@ -39,7 +39,7 @@ bench: $(STAMP)  # extract vs the seed's method, floor, padding, memory -> bench
 
 robustness: $(STAMP)  # demo fine-tuning per model x 5 seeds x kernels x threads -> bench/robustness.{json,md}
 	dvc repro tokenize
-	python -m embstudy.robustness
+	python -m embstudy.bench.robustness
 
 ENCODERS := camembert flaubert
 encoders: $(STAMP)  # pre-train the shipped demo encoders into checkpoints/ (both at once, a core each)

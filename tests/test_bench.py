@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import CamembertConfig, CamembertModel
 
-from embstudy import bench, bench_report, extract, geometry, params, seed_method
+from embstudy import extract, geometry, params
+from embstudy.bench import report, seed_method, timing
 
 SENTENCES = [[0, 5, 7, 9, 2], [0, 8, 2], [0, 4, 6, 11, 12, 13, 14, 2]]  # 5, 3 and 8 tokens
 CFG = params.Extract(batch_size=2, cos_sentences=3, cov_sentences=3, erank_sentences=3, erank_tokens=16,
@@ -34,7 +35,7 @@ def test_seed_method_equals_extract_and_geometry(model):
     np.testing.assert_allclose(seed["cov"], np.stack([stats.cov[s] for s in range(3)], 1), rtol=1e-5)
     stacked = torch.cat([stats.erank[s] for s in range(3)], 1)  # all 16 tokens
     np.testing.assert_allclose(seed["erank"], geometry.effective_rank(stacked), rtol=1e-5)
-    diff = bench.summaries(seed, stats, dict(cos=3, cov=3, erank=3))
+    diff = timing.summaries(seed, stats, dict(cos=3, cov=3, erank=3))
     assert set(diff) == {"cos_median", "cos_mean", "cov_mean", "cov_median", "erank"}
     assert max(d["scaled"] for d in diff.values()) < 1e-4
 
@@ -43,48 +44,48 @@ def test_check_catches_a_difference(model):
     seed = seed_results(model)
     seed["cov"] = seed["cov"] + 0.5  # a wrong seed-side trace must not pass as equal
     _, stats = extract.run_variant(model, {"test": SENTENCES}, CFG, "test")
-    diff = bench.summaries(seed, stats, dict(cos=3, cov=3, erank=3))
+    diff = timing.summaries(seed, stats, dict(cos=3, cov=3, erank=3))
     assert diff["cov_mean"]["abs"] == pytest.approx(0.5, rel=1e-3) and diff["cov_mean"]["scaled"] > 1e-3
     with pytest.raises(SystemExit, match="seed_base.*cov_mean"):
         equal = {"cos_mean": dict(abs=0.0, scaled=0.0)}
-        bench.check(dict(seed_demo=dict(diff=equal), seed_base=dict(diff=diff)))
+        timing.check(dict(seed_demo=dict(diff=equal), seed_base=dict(diff=diff)))
 
 
 def test_padding_counts_tokens_of_sorted_batches():
     tokens = {"train": {"length": [3, 5]}, "test": {"length": [2, 4, 1]}}
     cfg = CFG.model_copy(update=dict(batch_size=2))
-    out = bench.padding(tokens, cfg, max_length=8)
+    out = timing.padding(tokens, cfg, max_length=8)
     # sorted 5, 4 | 3, 2 | 1 -> 2*5 + 2*3 + 1*1
     assert (out["real"], out["dynamic"], out["padded"], out["padded_512"]) == (15, 17, 40, 5 * 512)
 
 
 def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
-    ran, stages = [], bench_report.stage_names()  # the real dvc.yaml, matrix and foreach expanded
+    ran, stages = [], report.stage_names()  # the real dvc.yaml, matrix and foreach expanded
     seeds = params.load().finetune.seeds
     assert f"finetune@flaubert-{seeds[-1]}" in stages and stages.index("control@camembert") < stages.index(
         "extract@camembert") < stages.index("summary")
-    monkeypatch.setattr(bench_report, "stage_names", lambda: stages)
-    monkeypatch.setattr(bench_report, "wall", lambda cmd: ran.append(cmd[-1]) or 2.0)
-    monkeypatch.setattr(bench_report.paths, "ROOT", tmp_path)  # no dvc.lock: no-op repro and book skipped
-    out = bench_report.pipeline(["camembert", "flaubert"], True, None, bench.timed)
+    monkeypatch.setattr(report, "stage_names", lambda: stages)
+    monkeypatch.setattr(report, "wall", lambda cmd: ran.append(cmd[-1]) or 2.0)
+    monkeypatch.setattr(report.paths, "ROOT", tmp_path)  # no dvc.lock: no-op repro and book skipped
+    out = report.pipeline(["camembert", "flaubert"], True, None, timing.timed)
     assert ran == stages and ran[:4] == ["synth", "prepare", "pretrain@camembert", "pretrain@flaubert"]
     total = 2.0 * len(ran)
     assert ran[-1] == "summary" and out["from_scratch"]["total"] == total
     assert "not_current" in out
-    carried = bench_report.pipeline(["camembert"], False, out, bench.timed)
+    carried = report.pipeline(["camembert"], False, out, timing.timed)
     assert carried["from_scratch"]["carried_over"] and carried["from_scratch"]["total"] == total
     t = dict(median=2.0, min=1.5, max=3.0, runs=3)
     study = {s: t | dict(sentences=5, of=50, extrapolated=s != "erank") for s in ("cos", "cov", "erank")}
     versus = dict(seed=study, seed_total=60.0, extract=t, floor=t, speedup=30.0, ceiling=30.0, max_length=256,
                   diff={"cos_mean": dict(abs=1e-7, scaled=1e-7)}, encoder="tiny")
     floor = dict(floor=t, full=t, ratio=1.0, ratio_of_minima=1.0, reviews=20, tokens=300)
-    system = bench_report.system() | dict(load_after=[1.0, 1.0, 1.0])
+    system = report.system() | dict(load_after=[1.0, 1.0, 1.0])
     results = dict(system=system, repeats=3, seed_demo=versus, seed_base=versus, floor=floor,
-                   padding=bench.padding({"train": {"length": [3]}, "test": {"length": [4]}}, CFG, 8),
+                   padding=timing.padding({"train": {"length": [3]}, "test": {"length": [4]}}, CFG, 8),
                    memory={"1x": dict(reviews=2, peak_mb=500.0, before_extract_mb=400.0),
                            "4x": dict(reviews=8, peak_mb=510.0, before_extract_mb=400.0), "ratio": 1.02},
                    pipeline=carried)
-    text = bench_report.markdown(results)
+    text = report.markdown(results)
     assert "extrapolated from 5 of 50" in text and "**30.0x**" in text and f"| **{total}**" in text
     assert "unknown offline" in text and "not measured" in text
 
@@ -96,7 +97,7 @@ def test_memory_child_runs_extract_with_the_committed_params(model, tmp_path, ca
     from datasets import Dataset, DatasetDict
 
     rng = np.random.default_rng(0)
-    n = bench.MEMORY_REVIEWS
+    n = timing.MEMORY_REVIEWS
 
     def split():
         # 26-35 tokens a review: the first erank_sentences hold the 256 tokens erank needs
@@ -106,7 +107,7 @@ def test_memory_child_runs_extract_with_the_committed_params(model, tmp_path, ca
 
     DatasetDict(train=split(), test=split()).save_to_disk(str(tmp_path / "tokens"))
     model.save_pretrained(tmp_path / "model")
-    bench.memory_child(str(tmp_path / "model"), str(tmp_path), n)
+    timing.memory_child(str(tmp_path / "model"), str(tmp_path), n)
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["peak_mb"] >= printed["before_extract_mb"] > 0
     with np.load(tmp_path / f"out-{n}" / "cls-pretrained.npz") as npz:

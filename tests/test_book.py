@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from embstudy import book, params, paths
+from embstudy import params, paths
+from embstudy.book import preview
 
 QUARTO = {
     "_quarto.yml": """
@@ -107,7 +108,7 @@ def write_book(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, str]:
     root = write_book(tmp_path_factory.mktemp("tiny"), QUARTO)
-    out = book.build_preview(root, root / "_book" / "preview", {"demo"})
+    out = preview.build_preview(root, root / "_book" / "preview", {"demo"})
     return {p.relative_to(out).as_posix(): p.read_text(encoding="utf-8") for p in out.rglob("*.html")}
 
 
@@ -163,19 +164,19 @@ def test_a_failing_cell_stops_the_build_naming_the_chapter(tmp_path):
     files = dict(QUARTO, **{"report/m.qmd": "# Methods\n\n```{python}\n1 / 0\n```\n"})
     root = write_book(tmp_path, files)
     with pytest.raises(SystemExit, match=r"report/m.qmd: a cell failed: ZeroDivisionError"):
-        book.build_preview(root, root / "_book" / "preview", {"demo"})
+        preview.build_preview(root, root / "_book" / "preview", {"demo"})
     assert not (root / "_book" / "preview").exists()  # nothing half-written
 
 
 # --- the real book -------------------------------------------------------------------------------
 
-def real_book(profile: str) -> book.Book:
-    return book.Book(paths.ROOT, {profile})
+def real_book(profile: str) -> preview.Book:
+    return preview.Book(paths.ROOT, {profile})
 
 
 def prose(chapter: dict) -> str:
     """The chapter's own text: no code, no (numbered) headings, no software versions."""
-    text = "".join(book.CODE.sub("", b[1]) for b in chapter["blocks"] if b[0] == "md")
+    text = "".join(preview.CODE.sub("", b[1]) for b in chapter["blocks"] if b[0] == "md")
     return re.sub(r"<h\d.*?</h\d>|Python \d+\.\d+", "", text)
 
 
@@ -201,7 +202,7 @@ def test_book_names_what_the_typst_book_template_needs():
 def test_every_reference_points_to_a_label_and_every_citation_to_the_bib():
     b = real_book("paper")
     for chapter in b.chapters:
-        for m in book.CITE.finditer("".join(b_[1] for b_ in chapter["blocks"] if b_[0] == "md")):
+        for m in preview.CITE.finditer("".join(b_[1] for b_ in chapter["blocks"] if b_[0] == "md")):
             for key in re.findall(r"@([\w:.-]+)", m.group(0)):
                 assert key in b.labels or key in b.bib, f"{chapter['src']}: @{key} resolves to nothing"
 
@@ -217,14 +218,14 @@ def test_every_figure_has_a_caption_is_cited_and_is_followed_by_its_provenance()
                 assert block[2].get("fig-cap"), label
                 assert f"@{label}" in text, f"{label} is never cited"
                 after = next(x for x in blocks[i + 1:] if x[0] == "code")
-                assert "provenance(" in after[1], f"{label}: no provenance line under it"
+                assert "provenance.of(" in after[1], f"{label}: no provenance line under it"
 
 
 def test_every_chapter_opens_with_the_profile_callout_and_types_no_results():
     for chapter in real_book("demo").chapters:
         code = [b for b in chapter["blocks"] if b[0] == "code"]
         if chapter["num"]:
-            assert "r.callout()" in code[0][1] and code[0][2].get("output") == "asis", chapter["src"]
+            assert "data.callout()" in code[0][1] and code[0][2].get("output") == "asis", chapter["src"]
         typed = re.findall(r"\d+\.\d+|\d+ ?%", prose(chapter))
         assert not typed, f"{chapter['src']}: numbers typed in the prose: {typed}"
 
@@ -237,7 +238,7 @@ ARTIFACTS = [folder(m) for m in params.load().models for folder in (paths.extrac
                            "(the lead's end-to-end test builds the book against the micro pipeline)")
 def test_the_whole_book_executes_and_every_figure_is_drawn(tmp_path):
     profile = params.load().profile
-    out = book.build_preview(paths.ROOT, tmp_path / "preview", {profile})
+    out = preview.build_preview(paths.ROOT, tmp_path / "preview", {profile})
     b = real_book(profile)
     pages = {c["href"]: (out / c["href"]).read_text(encoding="utf-8") for c in b.chapters}
     for chapter in b.chapters:

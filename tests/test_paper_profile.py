@@ -103,15 +103,16 @@ def paper_repo(tmp_path_factory, hf_home) -> tuple[Path, dict]:
     www.mkdir()
     (www / "cls-acl10-unprocessed.tar.gz").write_bytes(synth.build(synth.corpus(CORPUS)))
     (tmp / "sizes.yaml").write_text(yaml.safe_dump(SIZES))
-    done, seconds["profile"] = run(["python", "-m", "embstudy.profile", "conf/paper.yaml"], root, hf_home, 60)
+    done, seconds["profile"] = run(["python", "-m", "embstudy.use_profile", "conf/paper.yaml"], root, hf_home,
+                                   60)
     check("profile", done)
     with serve(www) as url:
         dvcfile = root / "data.dvc"
         dvcfile.write_text(dvcfile.read_text().replace("https://zenodo.org/records/3251672/files", url))
         done, seconds["dvc update"] = run(["dvc", "update", "data.dvc"], root, hf_home, 120)
     check("dvc update data.dvc", done)
-    done, seconds["sizes"] = run(["python", "-m", "embstudy.profile", str(tmp / "sizes.yaml")], root, hf_home,
-                                 60)
+    done, seconds["sizes"] = run(["python", "-m", "embstudy.use_profile", str(tmp / "sizes.yaml")], root,
+                                 hf_home, 60)
     check("size overrides", done)
     done, seconds["dvc repro"] = run(offline(["dvc", "repro"]), root, hf_home, 900)
     check("dvc repro", done)

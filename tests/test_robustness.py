@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 
 from conftest import copy_repo, offline, run
-from embstudy import robustness
+from embstudy.bench import robustness
 
 
 def test_native_and_default_kernels_agree_on_the_outcome(tmp_path):
     root = copy_repo(tmp_path / "repo")
     done = run(offline(["dvc", "repro", "--quiet", "tokenize@camembert"]), root, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    cmd = ["python", "-m", "embstudy.robustness", "--models", "camembert", "--seeds", "42", "--envs", "native",
-           "default", "--threads", "2", "--margin", "0", "--out", str(tmp_path)]
+    cmd = ["python", "-m", "embstudy.bench.robustness", "--models", "camembert", "--seeds", "42", "--envs",
+           "native", "default", "--threads", "2", "--margin", "0", "--out", str(tmp_path)]
     done = run(offline(cmd), root, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads((tmp_path / "robustness.json").read_text())

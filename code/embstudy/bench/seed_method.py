@@ -2,9 +2,9 @@
 
 One sentence per forward pass, padded to ``max_length`` (padding dropped afterwards), a Python
 double loop over token pairs for the cosines, ``np.cov`` per sentence for the covariance trace and
-``np.linalg.svd`` for the effective rank (see /work/shared/seed/STUDY.md, "Per-layer geometry").
+``np.linalg.svd`` for the effective rank (the book's methods chapter, report/methods.qmd, @sec-methods-seed).
 Each study runs its own forward passes, as the seed's notebook cells did.
-``embstudy.bench`` times these against ``embstudy.extract``; tests/test_bench.py checks they agree
+:mod:`embstudy.bench.timing` times these against ``embstudy.extract``; tests/test_bench.py checks they agree
 with ``embstudy.geometry``. Token ids come in as lists (special tokens included, not padded).
 """
 from __future__ import annotations

@@ -1,87 +1,28 @@
-"""The book's charts (Altair) and the renderer that shows them offline: interactive in HTML, static in PDF.
+"""The book's charts: Altair specs, one function per figure of the chapters.
 
-Each chart function takes one tidy frame from :mod:`embstudy.results` and returns an Altair chart;
-a frame holding several models is faceted by model. Importing this module registers and enables
-the ``embstudy`` Altair renderer: for HTML it emits a ``<div>`` and a vega-embed call that loads ONE
-local copy of vega, vega-lite and vega-embed (``report/assets/vega.js``, written from
-``vl_convert.javascript_bundle()`` on first use; no CDN), so tooltips and legend selection work
-offline; when Quarto executes for a non-HTML format (the base format in ``QUARTO_EXECUTE_INFO``,
-e.g. Typst for the PDF) it emits a PNG drawn by vl-convert instead.
+Each chart function takes one tidy frame from :mod:`embstudy.book.data` and returns an Altair chart;
+a frame holding several models is faceted by model. Colours are fixed per variant across charts (the random
+control in grays); clicking a legend entry highlights it in HTML. How the charts are shown (interactive in
+HTML, static in PDF, offline) is :mod:`embstudy.book.render`'s business; importing this module changes no
+global Altair state.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import os
-from pathlib import Path
-
 import altair as alt
 import pandas as pd
-import vl_convert as vlc
 
-from embstudy import files, paths, results, variants
+from embstudy import variants
+from embstudy.book import data
 
-BUNDLE = paths.ROOT / "report" / "assets" / "vega.js"
-HTML_FORMATS = {"html", "revealjs", "dashboard"}
-VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])  # vl-convert wants "6.4"
 WIDTH = 560
 VARIANT = "variant:N"
 PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
 GRAYS = ["#bbbbbb", "#999999", "#777777", "#555555", "#333333"]
 CLASSES = alt.Scale(domain=["negative", "positive"], range=["#d62728", "#1f77b4"])
-EMBED = """<div id="{id}" class="embstudy-chart"></div>
-<script>(function () {{
-  var spec = {spec};
-  function go() {{ vegaEmbed("#{id}", spec, {{actions: false}}).catch(console.error); }}
-  if (window.vegaEmbed) {{ go(); return; }}
-  var s = document.querySelector("script[data-embstudy-vega]");  // one bundle per page, loaded once
-  if (!s) {{
-    s = document.createElement("script"); s.src = "{src}"; s.dataset.embstudyVega = "1";
-    document.head.appendChild(s);
-  }}
-  s.addEventListener("load", go);
-}})();</script>"""
-
-
-def ensure_bundle(target: Path | None = None) -> Path:
-    """Write the vega + vega-lite + vega-embed bundle (about 0.9 MB) once per version of vl-convert."""
-    target = target or BUNDLE
-    stamp = (f"// vega {vlc.get_vega_version()}, vega-lite {alt.SCHEMA_VERSION}, "
-             f"vega-embed {vlc.get_vega_embed_version()}\n")
-    if not target.exists() or not target.read_text(encoding="utf-8").startswith(stamp):
-        files.atomic_write(target, (stamp + vlc.javascript_bundle(vl_version=VL_VERSION)).encode())
-        target.chmod(0o644)  # a web server must read it (the temp file was private)
-    return target
-
-
-def static_output() -> bool:
-    """True when Quarto executes this kernel for a non-HTML format (PDF through Typst or LaTeX, docx)."""
-    info = os.environ.get("QUARTO_EXECUTE_INFO")
-    if not info or not Path(info).exists():
-        return False
-    fmt = json.loads(Path(info).read_text())["format"]["identifier"]
-    return fmt.get("base-format", fmt.get("target-format", "html")) not in HTML_FORMATS
-
-
-def render(spec: dict, **_) -> dict:
-    """Altair renderer: vega-embed HTML with the local bundle, or a PNG for static formats."""
-    if static_output():
-        png = vlc.vegalite_to_png(spec, scale=2, vl_version=VL_VERSION)
-        return {"image/png": base64.b64encode(png).decode()}
-    text = json.dumps(spec, sort_keys=True)
-    here = os.environ.get("QUARTO_DOCUMENT_PATH") or os.getcwd()  # the page's folder, mirrored in the output
-    chart_id = "vis-" + hashlib.sha1(text.encode()).hexdigest()[:10]
-    return {"text/html": EMBED.format(id=chart_id, spec=text, src=os.path.relpath(ensure_bundle(), here))}
-
-
-alt.renderers.register("embstudy", render)
-alt.renderers.enable("embstudy")
-alt.data_transformers.disable_max_rows()
 
 
 def in_order(df: pd.DataFrame) -> list[str]:
-    return results.variant_order(df["variant"])
+    return data.variant_order(df["variant"])
 
 
 def shade(variant: str) -> str:

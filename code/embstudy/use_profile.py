@@ -1,6 +1,6 @@
 """Switch ``params.yaml`` to another profile: write an override file's values over it.
 
-``python -m embstudy.profile conf/paper.yaml`` merges the file's keys into
+``python -m embstudy.use_profile conf/paper.yaml`` merges the file's keys into
 ``params.yaml`` in place, keeping its comments and every key it does not name,
 after checking that the result is valid params. ``git checkout params.yaml``
 returns to the committed (demo) profile.

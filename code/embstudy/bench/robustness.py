@@ -14,7 +14,7 @@ enforced in a cell: each records its last-epoch accuracy, gap to TF-IDF, majorit
 * no last epoch predicts one class.
 
 Writes ``bench/robustness.json`` and ``bench/robustness.md``; exits non-zero when a target is missed.
-Run: ``make robustness`` (``python -m embstudy.robustness``; ``--models camembert --seeds 42
+Run: ``make robustness`` (``python -m embstudy.bench.robustness``; ``--models camembert --seeds 42
 --envs native default --threads 2`` runs a subset, as ``tests/test_robustness.py`` does).
 """
 from __future__ import annotations
@@ -88,7 +88,8 @@ def run_cells(models: list[str], seeds: list[int], envs: list[str], threads: lis
         envvars = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
         if env != "native":
             envvars["ATEN_CPU_CAPABILITY"] = env
-        cmd = [sys.executable, "-m", "embstudy.robustness", "--cell", model, str(seed), str(n), str(out)]
+        cmd = [sys.executable, "-m", "embstudy.bench.robustness", "--cell", model, str(seed), str(n),
+               str(out)]
         try:
             done = subprocess.run((["taskset", "-c", str(core)] if core is not None else []) + cmd,
                                   env=envvars | {"TQDM_DISABLE": "1"}, capture_output=True, text=True)
@@ -161,7 +162,8 @@ def report(results: list[dict], verdict_: dict, cfg: params.Finetune, native: st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m embstudy.robustness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m embstudy.bench.robustness",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--envs", nargs="+", choices=ENVS, default=list(ENVS))

@@ -7,8 +7,12 @@ The base-size encoder is a random CamemBERT-base (12 x 768) on the same sentence
 Writes ``bench/results.json`` and ``bench/results.md``. Every timing is the median of ``REPEATS``
 runs (min-max beside it), on this machine in this run, the timed variants interleaved.
 
-Run: ``make bench`` (``python -m embstudy.bench``, ~5-10 min on 2 cores); ``make bench PIPELINE=1``
-(``--pipeline``) also reruns every demo stage from scratch (``dvc repro --force``, ~10 min more).
+Machine facts, pipeline timings and the markdown are :mod:`embstudy.bench.report`'s; the seed's method is
+:mod:`embstudy.bench.seed_method`.
+
+Run: ``make bench`` (``python -m embstudy.bench``, whose ``__main__`` calls :func:`main` here; ~5-10 min on
+2 cores); ``make bench PIPELINE=1`` (``--pipeline``) also reruns every demo stage from scratch
+(``dvc repro --force``, ~10 min more).
 Environment: ``BENCH_REPEATS`` (default 3), ``BENCH_THREADS`` (default every core, as extract; 1 gives
 steadier numbers on a machine shared with other jobs, where OpenMP threads wait on each other).
 """
@@ -30,8 +34,9 @@ import torch
 from threadpoolctl import threadpool_limits
 from transformers import CamembertConfig, CamembertModel
 
-from embstudy import bench_report, encoders, extract, files, geometry, log, params, paths, pretrain, seed_method, stage, variants
+from embstudy import encoders, extract, files, geometry, log, params, paths, pretrain, stage, variants
 from embstudy import tokenize as tokenize_stage
+from embstudy.bench import report, seed_method
 
 NAME = "camembert"
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
@@ -41,7 +46,7 @@ BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, inter
 BASE_SUBSET = dict(cos=5, cov=5, erank=10)  # seed's way at base size: sentences timed, then x N / subset
 FLOOR_REVIEWS = 600  # per split, for the floor vs full pass (a quarter of the demo corpus)
 MEMORY_REVIEWS = 300  # per split at 1x (600 reviews); 4x is 2,400 reviews, the whole demo corpus
-SEED_MAX_LENGTH = 512  # the seed padded every sentence to 512 tokens (STUDY.md), for both encoders here
+SEED_MAX_LENGTH = 512  # the seed padded every sentence to 512 tokens (report/methods.qmd), for both encoders
 TOL = 1e-3  # max scaled difference (see summaries) allowed between the seed's way and extract
 
 
@@ -233,7 +238,7 @@ def check(results: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m embstudy.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", action="store_true", help="also rerun every demo stage from scratch")
     parser.add_argument("--memory", nargs=3, metavar=("SOURCE", "WORKDIR", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,16 +247,16 @@ def main() -> None:
     p = params.load()
     logger = log.setup("bench", p.profile, NAME)
     torch.set_num_threads(THREADS)
-    results = dict(system=bench_report.system(), repeats=REPEATS)
+    results = dict(system=report.system(), repeats=REPEATS)
     with threadpool_limits(THREADS), tempfile.TemporaryDirectory() as tmp:  # numpy's BLAS too
         results |= measure(p, Path(tmp), logger)
     check(results)
     previous = paths.BENCH / "results.json"
     previous = json.loads(previous.read_text()).get("pipeline") if previous.exists() else None
-    results["pipeline"] = bench_report.pipeline(list(p.models), args.pipeline, previous, timed)
+    results["pipeline"] = report.pipeline(list(p.models), args.pipeline, previous, timed)
     results["system"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     files.write_json(paths.BENCH / "results.json", results)
-    files.atomic_write(paths.BENCH / "results.md", bench_report.markdown(results).encode())
+    files.atomic_write(paths.BENCH / "results.md", report.markdown(results).encode())
     logger.info("wrote %s", paths.BENCH)
 
 

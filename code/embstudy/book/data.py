@@ -1,26 +1,25 @@
-"""Readers of the pipeline's tracked outputs for the book: tidy pandas frames and short strings.
+"""The book's readers of the pipeline's tracked outputs: tidy pandas frames and short strings.
 
-Reads ``params.yaml``, ``dvc.yaml``, ``dvc.lock``, ``metrics/`` and ``artifacts/{prepare,extract,probe}``
-(formats in the docstrings of :mod:`embstudy.prepare`, :mod:`embstudy.extract`, :mod:`embstudy.probe`);
-writes nothing. Every frame has one row per observation and a ``model`` column where it
-concerns a model, so :mod:`embstudy.figures` can chart it as is. Strings meant for the prose
-(``callout``, ``provenance``, ``pct``) are markdown that both Quarto and the preview render.
+Reads ``params.yaml``, ``dvc.yaml``, ``metrics/`` and ``artifacts/{prepare,extract,probe,summary}``
+(formats in the docstrings of :mod:`embstudy.prepare`, :mod:`embstudy.extract`, :mod:`embstudy.probe`,
+:mod:`embstudy.summary`); writes nothing. Every frame has one row per observation and a ``model`` column where
+it concerns a model, so :mod:`embstudy.book.charts` can chart it as is, and remembers the files it was read
+from (:func:`embstudy.book.provenance.sourced`), so ``provenance.of(frame)`` can name them. Strings meant for
+the prose (``callout``) are markdown that both Quarto and the preview render.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import platform
 import re
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from embstudy import params, paths, variants
+from embstudy.book.fmt import pct
+from embstudy.book.provenance import _note, relative, sourced
 
 PROFILES = {
     "demo": ("callout-warning", "Demo profile", (
@@ -48,15 +47,6 @@ def callout() -> str:
     return f'::: {{.{kind} title="{title}"}}\n{text}\n:::\n'
 
 
-def pct(x: float, digits: int = 1) -> str:
-    """A share as a percentage string for the prose, e.g. ``'62.5 %'``."""
-    return f"{100 * float(x):.{digits}f} %"
-
-
-def num(x: float, digits: int = 2) -> str:
-    return f"{float(x):,.{digits}f}"
-
-
 def variant_order(names) -> list[str]:
     """The distinct variants of ``names`` in study order (:func:`embstudy.variants.order`)."""
     return variants.order(set(names))
@@ -81,71 +71,6 @@ def epochs() -> int:
 
 def first_seed() -> int:
     return seeds()[0]
-
-
-def relative(path: Path | str) -> str:
-    """``path`` relative to the repository root (a relative path already is)."""
-    path = Path(path)
-    return (path.relative_to(paths.ROOT) if path.is_relative_to(paths.ROOT) else path).as_posix()
-
-
-_READING: list[list[str]] = []  # one list per reader call in progress; a file read is noted in each
-
-
-def _note(path: Path | str) -> None:
-    for files in _READING:
-        files.append(relative(path))
-
-
-def sourced(fn):
-    """A reader of outputs whose frame remembers every file read to make it (``frame.attrs["source"]``, kept
-    through filtering), so that :func:`provenance` names what a figure was drawn from."""
-    @functools.wraps(fn)
-    def reader(*args, **kwargs):
-        _READING.append([])
-        try:
-            out = fn(*args, **kwargs)
-        finally:
-            files = _READING.pop()
-        if isinstance(out, pd.DataFrame):
-            out.attrs["source"] = list(dict.fromkeys(files))
-        return out
-    return reader
-
-
-def sources(*items: pd.DataFrame | Path | str) -> list[str]:
-    """The files behind ``items``: a frame's recorded sources, a path as it is."""
-    out = []
-    for item in items:
-        if isinstance(item, pd.DataFrame):
-            if not item.attrs.get("source"):
-                raise ValueError("provenance: a frame that no reader of embstudy.results made (no attrs['source'])")
-            out += item.attrs["source"]
-        else:
-            out.append(relative(item))
-    return list(dict.fromkeys(out))
-
-
-def provenance(*items: pd.DataFrame | Path | str) -> str:
-    """One small markdown line naming the files behind ``items`` (frames from the readers here, or paths) with
-    the md5 ``dvc.lock`` records for the output holding each (a folder output's hash covers the file); a file
-    outside the pipeline's outputs gets its own md5."""
-    files = sources(*items)
-    lock, outs = paths.ROOT / "dvc.lock", {}
-    if lock.exists():
-        for stage in yaml.safe_load(lock.read_text())["stages"].values():
-            outs.update({o["path"]: o.get("md5", "?") for o in stage.get("outs", [])})
-    parts = []
-    for f in files:
-        holders = [o for o in outs if f == o or f.startswith(o + "/")]
-        owner = max(holders, key=len, default=None)  # the innermost output holding f
-        if owner:
-            parts.append(f"{f} (md5 {outs[owner][:10]}{'' if owner == f else ' of its folder'})")
-        elif f.split("/")[0] in ("artifacts", "metrics") or not (paths.ROOT / f).is_file():
-            parts.append(f"{f} (not yet in dvc.lock)")
-        else:  # a file tracked by git, such as dvc.yaml or the original study's grid
-            parts.append(f"{f} (md5 {hashlib.md5((paths.ROOT / f).read_bytes()).hexdigest()[:10]}, in git)")
-    return f"[Source: {'; '.join(parts)}.]{{.provenance}}\n"
 
 
 def _read(path: Path, what: str) -> pd.DataFrame:
@@ -257,12 +182,6 @@ def pipeline() -> pd.DataFrame:
     return pd.DataFrame([{"stage": s, "level": level[s], "row": row[s], "parent": q,
                           "parent_level": level.get(q), "parent_row": row.get(q)}
                          for s in stages for q in (parents[s] or [None])])
-
-
-def versions(packages=("torch", "transformers", "datasets", "tokenizers", "scikit-learn", "pandas",
-                       "dvc", "altair", "vl-convert-python", "nbclient")) -> pd.DataFrame:
-    return pd.DataFrame({"package": ["python", *packages],
-                         "version": [platform.python_version(), *(metadata.version(p) for p in packages)]})
 
 
 def main_probe() -> str:
@@ -398,50 +317,6 @@ def grid_comparison() -> pd.DataFrame:
     both["accuracy_difference"] = both["accuracy_reproduced"] - both["accuracy_original"]
     long = both.melt(["model", "variant", "layer"], var_name="source", value_name="accuracy")
     return long.assign(source=long["source"].str.replace("accuracy_", ""))
-
-
-def params_table() -> pd.DataFrame:
-    """Every leaf of params.yaml with its value and the comment that says why."""
-    rows, stack = [], []
-    for line in paths.PARAMS.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^( *)([\w-]+):[ \t]*([^#]*?)[ \t]*(?:#[ \t]*(.*))?$", line)
-        if not m:
-            continue
-        depth = len(m[1]) // 2
-        stack[depth:] = [m[2]]
-        if m[3]:
-            rows.append({"parameter": ".".join(stack), "value": m[3], "why": m[4] or ""})
-    return pd.DataFrame(rows)
-
-
-def lock_hashes() -> pd.DataFrame:
-    """Each output dvc.lock records: stage, path, md5 (a folder's md5 ends in .dir)."""
-    lock = paths.ROOT / "dvc.lock"
-    if not lock.exists():
-        return pd.DataFrame(columns=["stage", "path", "md5"])
-    stages = yaml.safe_load(lock.read_text())["stages"]
-    return pd.DataFrame([{"stage": s, "path": o["path"], "md5": o.get("md5", "")}
-                         for s, st in stages.items() for o in st.get("outs", [])])
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A pipe table for ``output: asis`` cells (renders in HTML and PDF alike)."""
-    def cell(v):
-        return f"{v:.{digits}f}" if isinstance(v, float) else str(v).replace("|", "\\|")
-    head = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    rows = frame.itertuples(index=False)
-    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
-
-
-def hardware() -> pd.DataFrame:
-    """Where the book was built, and the devices the extract stage ran on."""
-    import psutil
-
-    devices = sorted(set(timings()["device"]) - {""})
-    facts = {"machine building the book": f"{platform.system()} {platform.machine()}",
-             "CPU cores": psutil.cpu_count(), "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-             "extract ran on": ", ".join(devices)}
-    return pd.DataFrame({"": list(facts), "value": list(facts.values())})
 
 
 def _at(frame: pd.DataFrame, **where) -> pd.Series:

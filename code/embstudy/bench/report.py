@@ -1,4 +1,5 @@
-"""``make bench``'s machine facts, pipeline timings and markdown table (the measurements are in ``bench``).
+"""``make bench``'s machine facts, pipeline timings and markdown table (the measurements are
+:mod:`embstudy.bench.timing`'s).
 
 :func:`system` names the CPU, load, torch version and threads; :func:`pipeline` times a no-op
 ``dvc repro`` and the book build live (only when ``dvc status`` says the pipeline is up to date),
@@ -58,7 +59,8 @@ def stage_names() -> list[str]:
 
 
 def pipeline(models: list[str], from_scratch: bool, previous: dict | None, timed) -> dict:
-    """Stage and pipeline wall times; ``timed`` is bench.timed (median of several runs)."""
+    """Stage and pipeline wall times; ``timed`` is :func:`embstudy.bench.timing.timed` (median of several
+    runs)."""
     out = {}
     if from_scratch:
         stages = stage_names()
@@ -110,7 +112,8 @@ def seed_section(r: dict) -> list[str]:
 
 
 def floor_and_padding(f: dict, pad: dict) -> list[str]:
-    real = "11,996 x 512 = 6,141,952"  # FLUE-CLS train + test reviews (seed/STUDY.md), padded as the seed
+    # FLUE-CLS train + test reviews (report/methods.qmd), padded as the seed
+    real = "11,996 x 512 = 6,141,952"
     return [
         "## 2. Distance to the floor", "",
         f"{f['reviews']} reviews ({f['tokens']} tokens; first {f['reviews'] // 2} of train and of test), "

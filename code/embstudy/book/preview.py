@@ -10,7 +10,8 @@ markdown with mistune: ``#|`` options (label, fig-cap, echo, output incl. ``asis
 cross-references, ``[@key]`` citations from the ``.bib``, ``[text]{.class}`` spans. It writes
 ``_book/preview/`` with Quarto's page layout (``index.html``, ``report/*.html``) plus the resources.
 
-Run: ``python -m embstudy.book`` (``--preview`` builds the preview even where Quarto exists).
+Run: ``python -m embstudy.book`` (``--preview`` builds the preview even where Quarto exists), whose
+``__main__`` calls :func:`main` here.
 """
 from __future__ import annotations
 
@@ -330,15 +331,15 @@ def build_preview(root: Path, out: Path, profiles: set[str], jobs: int = 2) -> P
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m embstudy.book", description=__doc__.splitlines()[0])
     ap.add_argument("--preview", action="store_true", help="build the preview even where Quarto exists")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s book: %(message)s", datefmt="%H:%M:%S")
     profile = params.load().profile
     if shutil.which("quarto") and not args.preview:
-        from embstudy import figures  # the vega bundle must exist before Quarto collects the resources
+        from embstudy.book import render  # the vega bundle must exist before Quarto collects the resources
 
-        figures.ensure_bundle()
+        render.ensure_bundle()
         ensure_kernel(yaml.safe_load((paths.ROOT / "_quarto.yml").read_text())["jupyter"])
         env = {**os.environ, "QUARTO_PYTHON": sys.executable}
         done = subprocess.run(["quarto", "render", "--profile", profile], cwd=paths.ROOT, env=env)

@@ -1,8 +1,9 @@
 """The book's prose: markdown sentences whose every number is read from the pipeline's outputs.
 
 Each function returns markdown for an ``output: asis`` cell (or an inline ``{python}`` expression) and
-reads its numbers through :mod:`embstudy.results`; the wording that depends on the numbers (which interval
-lies above which, whether a correlation excludes 0) is decided here, so no chapter types a result.
+reads its numbers through :mod:`embstudy.book.data` (written with :mod:`embstudy.book.fmt`); the wording that
+depends on the numbers (which interval lies above which, whether a correlation excludes 0) is decided here, so
+no chapter types a result.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import re
 import pandas as pd
 
 from embstudy import paths, variants
-from embstudy.results import (_at, _json, accuracy, cka, cls_scale, config, corpus, correlation, epochs,
-                              finetune, finetuned_ci, geometry_ci, layers, main_probe, models, num, pct,
-                              probes_ci, sourced, training_notes, variant_order)
-from embstudy.results import seeds as run_seeds
+from embstudy.book.data import (_at, _json, accuracy, cka, cls_scale, config, corpus, correlation, epochs,
+                                finetune, finetuned_ci, geometry_ci, layers, main_probe, models, probes_ci,
+                                training_notes, variant_order)
+from embstudy.book.data import seeds as run_seeds
+from embstudy.book.fmt import ci, num, pct
+from embstudy.book.provenance import sourced
 
 
 def last_epoch() -> str:
@@ -39,11 +42,6 @@ def examples(per_cell: int = 1, chars: int = 280) -> str:
         label = "positive" if r.label == 1 else "negative"
         out.append(f"> **{r.domain}, {label}** ({r.words} words): {text}\n")
     return "\n".join(out)
-
-
-def ci(row, fmt=pct) -> str:
-    """``mean [lo, hi]`` of a summary row, for the prose."""
-    return f"{fmt(row['mean'])} [{fmt(row['lo'])}, {fmt(row['hi'])}]"
 
 
 def level() -> str:
