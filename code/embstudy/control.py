@@ -45,7 +45,7 @@ def main(name: str) -> None:
     p, _ = stage.start("control", name)
     source = encoders.checkpoint(name, p.models[name])
     random_encoder(source, p.control.seed, paths.control_init(name))
-    finetune.run(name, str(paths.control_init(name)), p.finetune, p.finetune.seeds[0],
+    finetune.run(name, str(paths.control_init(name)), finetune.recipe(p, name), p.finetune.seeds[0],
                  load_from_disk(str(paths.tokens(name))), load_from_disk(str(paths.CORPUS)),
                  paths.control_finetuned(name), paths.metrics("control", name),
                  paths.metrics("control", name, "-history.csv"), gates=False)

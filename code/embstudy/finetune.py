@@ -37,7 +37,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from embstudy import encoders, files, paths, stage, variants
+from embstudy import encoders, files, params, paths, stage, variants
 from embstudy.params import Finetune
 
 logger = logging.getLogger("embstudy.finetune")
@@ -182,12 +182,18 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
     return metrics
 
 
+def recipe(p: params.Params, name: str) -> Finetune:
+    """The fine-tuning params of ``name``: ``finetune``, with the model's own ``finetune_lr`` when it has one."""
+    lr = p.models[name].finetune_lr
+    return p.finetune if lr is None else p.finetune.model_copy(update={"lr": lr})
+
+
 def main(name: str, seed: int) -> None:
     p, _ = stage.start("finetune", name)
     if seed not in p.finetune.seeds:
         raise stage.StageError(f"finetune: seed {seed} is not in finetune.seeds {p.finetune.seeds}")
     source = encoders.checkpoint(name, p.models[name])
-    run(name, source, p.finetune, seed, load_from_disk(str(paths.tokens(name))),
+    run(name, source, recipe(p, name), seed, load_from_disk(str(paths.tokens(name))),
         load_from_disk(str(paths.CORPUS)), paths.finetuned(name, seed), paths.finetune_metrics(name, seed),
         paths.finetune_metrics(name, seed, "-history.csv"))
 

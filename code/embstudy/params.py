@@ -59,6 +59,7 @@ class Model(Strict):
     arch: Literal["camembert", "flaubert"]
     checkpoint: str | None  # a folder here (checkpoints/<name>), a hub id, or None: pre-trained from scratch
     encoder: Encoder | None = None
+    finetune_lr: float | None = Field(default=None, gt=0, lt=1)  # None: finetune.lr
 
 
 class Pretrain(Strict):

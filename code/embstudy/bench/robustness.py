@@ -54,7 +54,7 @@ def cell(model: str, seed: int, threads: int, out: Path) -> None:
     from embstudy import encoders, finetune
 
     p = params.load()
-    cfg = p.finetune
+    cfg = finetune.recipe(p, model)
     torch.set_num_threads(threads)
     source = encoders.checkpoint(model, stage.model_params(p, model))
     start = time.perf_counter()
@@ -65,7 +65,7 @@ def cell(model: str, seed: int, threads: int, out: Path) -> None:
                          gates=False)
     first, last = m["epochs"][0], m["epochs"][-1]
     files.write_json(out, {
-        "model": model, "seed": seed, "threads": threads, "capability": torch.backends.cpu.get_cpu_capability(),
+        "model": model, "seed": seed, "threads": threads, "lr": cfg.lr, "capability": torch.backends.cpu.get_cpu_capability(),
         "accuracy": 100 * last["eval_accuracy"], "tfidf": 100 * m["tfidf_accuracy"],
         "gap": 100 * (m["tfidf_accuracy"] - last["eval_accuracy"]), "majority_share": last["majority_share"],
         "epoch1_accuracy": 100 * first["eval_accuracy"], "epoch1_majority_share": first["majority_share"],
@@ -136,10 +136,11 @@ def cell_name(r: dict) -> str:
 def report(results: list[dict], verdict_: dict, cfg: params.Finetune, native: str, margin: float) -> str:
     """bench/robustness.md: the targets, then every cell."""
     ok = not (verdict_["margin_missed"] or verdict_["spread_missed"] or verdict_["collapsed"])
+    lrs = ", ".join(f"{m} {lr:g}" for m, lr in sorted({(r["model"], r["lr"]) for r in results}))
     lines = [
         "# Robustness of the demo's fine-tuning (`make robustness`)", "",
         f"Every model x seed x numeric environment x threads, fine-tuned with params.yaml's `finetune` "
-        f"(lr {cfg.lr}, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.train_size} reviews). Native kernels "
+        f"(lr {lrs}, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.train_size} reviews). Native kernels "
         f"here: `{native}`. Gates: at most {cfg.max_gap_to_tfidf} points below TF-IDF, at most "
         f"{cfg.max_majority_share:.0%} of reviews in one class.", "",
         f"**Targets {'met' if ok else 'MISSED'}.**",
