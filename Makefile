@@ -1,4 +1,4 @@
-# Two commands do everything on a fresh machine with Python 3.11, git and make:
+# Two commands do everything on a fresh machine with Python 3.11.5 or newer, git and make:
 #   make report   regenerate every artefact (dvc repro) and build the book
 #   make test     the test suite
 # Both create .venv and install the pinned environment once; reruns skip that.
@@ -15,6 +15,9 @@ export PYTHONHASHSEED := 0
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))' || { echo "make: $(PYTHON) is \
+	Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); the pinned packages need \
+	3.11.5 or newer (make PYTHON=python3.12 ...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .

@@ -270,3 +270,18 @@ def test_a_readers_frame_names_the_files_it_was_read_from(tmp_path):
     assert "a.csv" in line and "b.csv" in line
     with pytest.raises(ValueError, match="no reader of embstudy.book.data"):
         provenance.of(pd.DataFrame({"x": [1]}))
+
+
+def test_histogram_separation_and_probe_curve_charts_encode_their_measures():
+    """The outputs extract and probe write beside the others (hist.csv, separation.csv, curves.csv) are charted."""
+    hist = pd.DataFrame(dict(model="m", variant=["pretrained"] * 2, layer=[1, 1], lo=[-1.0, 0.0], hi=[0.0, 1.0],
+                             share=[0.25, 0.75]))
+    spec = charts.cosine_hist(hist).to_dict()
+    assert layer_specs(spec)[0]["encoding"]["y"]["field"] == "share" and spec["facet"]["column"]["field"] == "layer"
+    sep = pd.DataFrame(dict(model="m", variant="epoch-1", layer=[0, 1], within=[0.5, 0.9], between=[0.5, 0.2],
+                            separation=[0.0, 0.7]))
+    assert layer_specs(charts.separation(sep).to_dict())[0]["encoding"]["y"]["field"] == "separation"
+    curves = pd.DataFrame(dict(model="m", variant="epoch-1", layer=4, probe=["linear", "shuffled"], epoch=[1, 1],
+                               accuracy=[0.7, 0.5]))
+    enc = layer_specs(charts.probe_curves(curves).to_dict())[0]["encoding"]
+    assert enc["x"]["field"] == "epoch" and enc["strokeDash"]["field"] == "probe"

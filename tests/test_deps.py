@@ -139,7 +139,8 @@ def test_every_param_a_stage_reads_is_declared(micro_repo, tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     read = json.loads(done.stdout.splitlines()[-1])
     stages = declared()  # the repository's: its finetune seeds differ from the micro copy's, its keys do not
-    assert "finetune.lr" in read[f"finetune camembert {seed}"]  # the recorder sees reads through cfg objects
+    assert "finetune.epochs" in read["extract camembert"]  # the recorder sees reads through objects passed down
+    assert "models.camembert.finetune_lr" in read[f"finetune camembert {seed}"]
     for cmd, keys in read.items():
         want = stages[cmd]["params"] if cmd in stages else next(
             s["params"] for name, s in stages.items() if name.startswith("finetune camembert "))

@@ -10,6 +10,7 @@ import json
 
 from conftest import copy_repo, offline, run
 from embstudy.bench import robustness
+from embstudy.params import Finetune
 
 
 def test_native_and_default_kernels_agree_on_the_outcome(tmp_path):
@@ -27,3 +28,22 @@ def test_native_and_default_kernels_agree_on_the_outcome(tmp_path):
         assert c["gap"] <= found["finetune"]["max_gap_to_tfidf"], c
         assert c["majority_share"] <= found["finetune"]["max_majority_share"], c
     assert abs(cells["native"]["accuracy"] - cells["default"]["accuracy"]) <= robustness.MAX_SPREAD
+
+
+def test_the_verdict_names_each_missed_target():
+    """Margin, spread and collapse are judged per cell and per (model, seed); the report lists every cell."""
+    cfg = Finetune(train_size=10, test_size=10, epochs=2, lr=1e-4, warmup=0.1, batch_size=8, seeds=[1],
+                   max_gap_to_tfidf=5.0, max_majority_share=0.95)
+
+    def cell(env, accuracy, share=0.5):
+        return dict(model="m", seed=1, env=env, threads=2, lr=1e-4, capability="AVX2", accuracy=accuracy,
+                    tfidf=80.0, gap=80.0 - accuracy, majority_share=share, epoch1_accuracy=50.0,
+                    epoch1_majority_share=1.0, epoch1_collapsed=True, accuracies=[50.0, accuracy], seconds=1.0)
+
+    fine = robustness.verdict([cell("native", 79.0), cell("default", 78.5)], cfg)
+    assert fine == {"margin_missed": [], "spread": {"m-1": 0.5}, "spread_missed": [], "collapsed": []}
+    bad = robustness.verdict([cell("native", 79.0), cell("default", 76.0), cell("avx2", 50.0, share=1.0)], cfg)
+    assert bad["margin_missed"] == ["m seed 1 default 2 thread(s)", "m seed 1 avx2 2 thread(s)"]
+    assert bad["spread_missed"] == ["m-1"] and bad["collapsed"] == ["m seed 1 avx2 2 thread(s)"]
+    text = robustness.report([cell("native", 79.0), cell("default", 76.0)], bad, cfg, "avx2", 2.0)
+    assert "**Targets MISSED.**" in text and text.count("\n| m | 1 |") == 2

@@ -65,12 +65,14 @@ def cell(model: str, seed: int, threads: int, out: Path) -> None:
                          gates=False)
     first, last = m["epochs"][0], m["epochs"][-1]
     files.write_json(out, {
-        "model": model, "seed": seed, "threads": threads, "lr": cfg.lr, "capability": torch.backends.cpu.get_cpu_capability(),
+        "model": model, "seed": seed, "threads": threads, "lr": cfg.lr,
+        "capability": torch.backends.cpu.get_cpu_capability(),
         "accuracy": 100 * last["eval_accuracy"], "tfidf": 100 * m["tfidf_accuracy"],
         "gap": 100 * (m["tfidf_accuracy"] - last["eval_accuracy"]), "majority_share": last["majority_share"],
         "epoch1_accuracy": 100 * first["eval_accuracy"], "epoch1_majority_share": first["majority_share"],
         "epoch1_collapsed": first["majority_share"] > cfg.max_majority_share,
-        "accuracies": [100 * e["eval_accuracy"] for e in m["epochs"]], "seconds": time.perf_counter() - start})
+        "accuracies": [100 * e["eval_accuracy"] for e in m["epochs"]],
+        "seconds": time.perf_counter() - start})
 
 
 def run_cells(models: list[str], seeds: list[int], envs: list[str], threads: list[int], work: Path,
@@ -148,14 +150,17 @@ def report(results: list[dict], verdict_: dict, cfg: params.Finetune, native: st
         f"{'yes' if not verdict_['margin_missed'] else 'no: ' + ', '.join(verdict_['margin_missed'])}",
         f"- per (model, seed), accuracies across environments within {MAX_SPREAD} points: largest spread "
         f"{max(verdict_['spread'].values()):.1f} ({max(verdict_['spread'], key=verdict_['spread'].get)})",
-        f"- no last epoch collapsed: {'yes' if not verdict_['collapsed'] else ', '.join(verdict_['collapsed'])}",
+        f"- no last epoch collapsed: "
+        f"{'yes' if not verdict_['collapsed'] else ', '.join(verdict_['collapsed'])}",
         f"- epoch 1 over the majority-share gate in {sum(r['epoch1_collapsed'] for r in results)} of "
         f"{len(results)} cells", "",
-        "| model | seed | env | threads | kernels | accuracy % per epoch | last | TF-IDF | gap | majority share |"
+        "| model | seed | env | threads | kernels | accuracy % per epoch | last | TF-IDF | gap |"
+        " majority share |"
         " epoch 1 one class? | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["model"], r["seed"], ENVS.index(r["env"]), r["threads"])):
         lines.append(f"| {r['model']} | {r['seed']} | {r['env']} | {r['threads']} | {r['capability']} | "
-                     f"{' / '.join(f'{a:.1f}' for a in r['accuracies'])} | {r['accuracy']:.1f} | {r['tfidf']:.1f} |"
+                     f"{' / '.join(f'{a:.1f}' for a in r['accuracies'])} | {r['accuracy']:.1f} |"
+                     f" {r['tfidf']:.1f} |"
                      f" {r['gap']:.1f} | {r['majority_share']:.2f} | "
                      f"{'yes' if r['epoch1_collapsed'] else 'no'} ({r['epoch1_majority_share']:.2f}) |"
                      f" {r['seconds']:.0f} |")
@@ -171,7 +176,8 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--margin", type=float, default=MARGIN, help="points to spare at each gate")
     parser.add_argument("--out", type=Path, default=paths.BENCH, help="folder of robustness.{json,md}")
-    parser.add_argument("--cell", nargs=4, metavar=("MODEL", "SEED", "THREADS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--cell", nargs=4, metavar=("MODEL", "SEED", "THREADS", "OUT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cell:
         model, seed, threads, out = args.cell
@@ -190,7 +196,8 @@ def main() -> None:
     files.write_json(args.out / "robustness.json", {"native": native, "finetune": p.finetune.model_dump(),
                                                  "verdict": found, "cells": results,
                                                  "wall_seconds": round(time.perf_counter() - start)})
-    files.atomic_write(args.out / "robustness.md", report(results, found, p.finetune, native, args.margin).encode())
+    text = report(results, found, p.finetune, native, args.margin)
+    files.atomic_write(args.out / "robustness.md", text.encode())
     logger.info("wrote %s in %.0f s", args.out / "robustness.md", time.perf_counter() - start)
     if found["margin_missed"] or found["spread_missed"] or found["collapsed"]:
         raise SystemExit(f"robustness: targets missed: {json.dumps(found)}")

@@ -314,3 +314,44 @@ def correlation(df: pd.DataFrame) -> alt.Chart:
                             alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f")])
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="gray", strokeDash=[2, 2]).encode(x="x:Q")
     return (rule + dots + zero).properties(width=WIDTH - 100, height=25 * len(df))
+
+
+def cosine_hist(df: pd.DataFrame) -> alt.Chart:
+    """Distribution of the token-pair cosines within a sentence, a line per variant, one panel per layer."""
+    pick = _pick()
+    chart = alt.Chart().mark_line(interpolate="step-after").encode(
+        x=alt.X("lo:Q", title="cosine (bin start)", scale=alt.Scale(domain=[-1, 1])),
+        y=alt.Y("share:Q", title="share of token pairs", axis=alt.Axis(format="%")),
+        color=variant_color(df), opacity=_fade(pick),
+        tooltip=["model:N", "variant:N", "layer:O", alt.Tooltip("lo:Q", format=".2f"),
+                 alt.Tooltip("hi:Q", format=".2f"), alt.Tooltip("share:Q", format=".2%")],
+    ).add_params(pick).properties(width=130, height=110)
+    return chart.facet(row=alt.Row("model:N", title=None), column=alt.Column("layer:O", title="layer"), data=df)
+
+
+def separation(df: pd.DataFrame) -> alt.Chart:
+    """Mean cosine of test [CLS] pairs within a class minus across classes, by layer, a line per variant."""
+    pick = _pick()
+    lines = alt.Chart().mark_line(point=True).encode(
+        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("separation:Q", title="within − between-class cosine"), color=variant_color(df),
+        opacity=_fade(pick), tooltip=["model:N", "variant:N", "layer:O", alt.Tooltip("within:Q", format=".3f"),
+                                      alt.Tooltip("between:Q", format=".3f"),
+                                      alt.Tooltip("separation:Q", format=".3f")],
+    ).add_params(pick)
+    zero = alt.Chart().mark_rule(color="gray", strokeDash=[2, 2]).encode(y=alt.datum(0))
+    return alt.layer(lines, zero, data=df).properties(width=300, height=200).facet(
+        column=alt.Column("model:N", title=None))
+
+
+def probe_curves(df: pd.DataFrame) -> alt.Chart:
+    """Test accuracy after each probe epoch at one layer, a line per variant; dashed: shuffled labels."""
+    pick = _pick()
+    lines = alt.Chart().mark_line().encode(
+        x=alt.X("epoch:Q", title="probe epoch"),
+        y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+        color=variant_color(df), strokeDash=alt.StrokeDash("probe:N", title="probe"), opacity=_fade(pick),
+        tooltip=["model:N", "variant:N", "layer:O", "probe:N", "epoch:Q",
+                 alt.Tooltip("accuracy:Q", format=".2%")],
+    ).add_params(pick)
+    return alt.layer(lines, data=df).properties(width=300, height=200).facet(column=alt.Column("model:N", title=None))

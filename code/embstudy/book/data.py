@@ -23,9 +23,10 @@ from embstudy.book.provenance import _note, relative, sourced
 
 PROFILES = {
     "demo": ("callout-warning", "Demo profile", (
-        "Synthetic French reviews (`embstudy.synth`) and tiny encoders pre-trained here on a laptop's CPU. "
-        "Every number below comes from that toy setting: it checks the pipeline end to end and is "
-        "**not comparable** to the original study. `make paper` runs the real one.")),
+        "Synthetic French reviews (`embstudy.synth`) and tiny encoders pre-trained here on a CPU (what that "
+        "pre-training buys them, measured against random weights: @sec-raw-gain). Every number below comes from "
+        "that toy setting: it checks the pipeline end to end and is **not comparable** to the original study. "
+        "`make paper` runs the real one.")),
     "paper": ("callout-note", "Paper profile", (
         "The real study: FLUE-CLS (French Amazon reviews) with the hub checkpoints camembert-base and "
         "flaubert/flaubert_base_cased, the original study's sizes.")),
@@ -203,6 +204,30 @@ def accuracy_grid() -> pd.DataFrame:
     frame = probes_ci()
     frame = frame[(frame["probe"] == main_probe()) & ~frame["variant"].map(variants.is_control)]
     return frame.rename(columns={"mean": "accuracy"}).reset_index(drop=True)
+
+
+@sourced
+def cosine_hist(*wanted: str) -> pd.DataFrame:
+    """Per (model, variant, layer, bin over [-1, 1]): the share of a layer's within-sentence token pairs whose
+    cosine falls in the bin (extract's histograms), first seed only."""
+    frame = _only(_per_model(paths.HIST, "the cosine histograms (extract stage)"), wanted)
+    total = frame.groupby(["model", "variant", "layer"])["count"].transform("sum")
+    return frame.assign(share=frame["count"] / total)
+
+
+@sourced
+def separation() -> pd.DataFrame:
+    """Per (model, variant, layer): mean cosine of test [CLS] pairs within a class, across classes, and their
+    difference (the probe stage's class separation), first seed only."""
+    return _only(_per_model(paths.SEPARATION, "the class separation (probe stage)", paths.probed), ())
+
+
+@sourced
+def probe_curves() -> pd.DataFrame:
+    """Per (model, variant, probe, epoch): test accuracy after each probe epoch at each model's last layer,
+    the main probe and its shuffled-label control, first seed only."""
+    frame = _only(_per_model(paths.CURVES, "the probe curves (probe stage)", paths.probed), ())
+    return frame[frame["layer"] == frame.groupby("model")["layer"].transform("max")].reset_index(drop=True)
 
 
 @sourced

@@ -58,23 +58,24 @@ def key_results() -> str:
         control = ft[(ft["model"] == m) & (ft["start"] != "pre-trained")].iloc[0]
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
         last, kept = mine["layer"].max(), last_epoch()
+        tuned_random = variants.epoch(variants.epochs_of(kept), control=True)
         at = lambda f, v, **w: _at(f[f["model"] == m], variant=v, layer=last, **w)  # noqa: E731
-        cos = {v: at(geo, v, measure="raw") for v in ("pretrained", kept)}
-        std = {v: at(geo, v, measure="standardised") for v in ("pretrained", kept)}
+        cos = {v: at(geo, v, measure="raw") for v in (variants.PRETRAINED, kept)}
+        std = {v: at(geo, v, measure="standardised") for v in (variants.PRETRAINED, kept)}
         out.append(
             f"- **{m}**: fine-tuned over {len(runs)} seeds to {pct(runs['accuracy'].mean())} test accuracy "
             f"(seeds {pct(runs['accuracy'].min())} to {pct(runs['accuracy'].max())}; TF-IDF on the same "
             f"reviews {pct(runs['tfidf_accuracy'].iloc[0])}; "
             f"from random weights {pct(control['accuracy'])}). "
-            f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, 'pretrained'))} "
+            f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, variants.PRETRAINED))} "
             "pre-trained, "
-            f"{ci(at(mine, kept))} after {kept}, {ci(at(mine, 'random'))} on the random encoder and "
-            f"{ci(at(mine, 'random-' + kept))} on it fine-tuned. "
+            f"{ci(at(mine, kept))} after {kept}, {ci(at(mine, variants.RANDOM))} on the random encoder and "
+            f"{ci(at(mine, tuned_random))} on it fine-tuned. "
             "The mean token cosine within a sentence goes "
-            f"from {ci(cos['pretrained'], num)} to {ci(cos[kept], num)}; after standardising the dimensions "
-            f"from {ci(std['pretrained'], num)} to {ci(std[kept], num)}. Linear CKA of the last layer with "
+            f"from {ci(cos[variants.PRETRAINED], num)} to {ci(cos[kept], num)}; after standardising the dimensions "
+            f"from {ci(std[variants.PRETRAINED], num)} to {ci(std[kept], num)}. Linear CKA of the last layer with "
             f"its pre-trained self: {ci(at(same, kept), num)} "
-            f"(control: {ci(at(same, 'random-' + kept), num)}).\n")
+            f"(control: {ci(at(same, tuned_random), num)}).\n")
     for r in correlation().itertuples():
         out.append(f"- Spearman correlation of the {r.measure} cosine with {head} probe accuracy over "
                    f"{r.cells} (model, variant, seed, layer) cells: "
@@ -97,11 +98,12 @@ def control_summary() -> str:
     for m in models():
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
         last = mine["layer"].max()
-        at = {v: _at(mine, variant=v, layer=last) for v in ("pretrained", "random", kept, f"random-{kept}")}
-        out.append(f"- **{m}**, layer {last}: pre-trained {ci(at['pretrained'])} is "
-                   f"{_compare(at['pretrained'], at['random'])} the random encoder {ci(at['random'])}; after "
+        control = variants.epoch(variants.epochs_of(kept), control=True)
+        at = {v: _at(mine, variant=v, layer=last) for v in (variants.PRETRAINED, variants.RANDOM, kept, control)}
+        out.append(f"- **{m}**, layer {last}: pre-trained {ci(at[variants.PRETRAINED])} is "
+                   f"{_compare(at[variants.PRETRAINED], at[variants.RANDOM])} the random encoder {ci(at[variants.RANDOM])}; after "
                    f"fine-tuning, {ci(at[kept])} from pre-trained weights is "
-                   f"{_compare(at[kept], at[f'random-{kept}'])} {ci(at[f'random-{kept}'])} "
+                   f"{_compare(at[kept], at[control])} {ci(at[control])} "
                    "from random weights.\n")
     return "".join(out)
 
@@ -116,13 +118,13 @@ def pretraining_gain() -> pd.DataFrame:
         mine = tuned[tuned["model"] == m]
         last = mine["epoch"].max()
         pairs = [(f"fine-tuned classifier, epoch {last}", *(_at(mine, start=s, epoch=last) for s in
-                                                           ("pretrained", "random")))]
+                                                           (variants.PRETRAINED, variants.RANDOM)))]
         at = probes[probes["model"] == m]
         layer = at["layer"].max()
         for probe, name in ((main_probe(), f"{main_probe()} probe"), ("logreg", "standardised logistic regression")):
             rows_ = at[at["probe"] == probe]
             pairs.append((f"{name} on [CLS], layer {layer}", *(_at(rows_, variant=v, layer=layer)
-                                                               for v in ("pretrained", "random"))))
+                                                               for v in (variants.PRETRAINED, variants.RANDOM))))
         rows += [{"model": m, "measure": what, "pre-trained": ci(a), "random weights": ci(b),
                   "pre-trained is": _compare(a, b).replace("indistinguishable from", "within the interval of")
                   .replace("above", "above random").replace("below", "below random")}
@@ -134,24 +136,26 @@ def pretraining_verdict() -> str:
     """One sentence per model on whether pre-training shows where the study looks, decided by the intervals."""
     out = []
     for m, rows in pretraining_gain().groupby("model", sort=False):
-        short = rows[rows["pre-trained is"] != "above random"]
-        if short.empty:
+        verdict = rows["pre-trained is"]
+        if (verdict == "above random").all():
             out.append(f"For {m}, pre-trained weights lie above random ones on every measure here, with intervals "
                        "that do not overlap.")
-        else:
-            where = "; ".join(f"{r['measure']} ({r['pre-trained is'].replace('random', 'random weights')})"
-                              for _, r in short.iterrows())
-            out.append(f"For {m}, pre-training does **not** show on: {where}. There the demo's tiny encoder is no "
-                       "better than the same architecture with random weights, and this book cannot speak for "
-                       "what pre-training does to the real models.")
+            continue
+        groups = {"above random weights": verdict == "above random",
+                  "no better than random weights (the intervals overlap)": verdict.str.startswith("within"),
+                  "below random weights": verdict == "below random"}
+        said = [f"{how} on {'; '.join(rows.loc[where, 'measure'])}" for how, where in groups.items() if where.any()]
+        out.append(f"For {m}, the pre-trained encoder is {', and '.join(said)}. Pre-training does "
+                   "**not** show here: on this corpus the demo's tiny encoder does no better than the same "
+                   "architecture with random weights, so this book cannot speak for what pre-training does to "
+                   "the real models.")
     return " ".join(out)
 
 
 def seed_probe_note() -> str:
-    """Why the seed's probe (unstandardised vectors, Adam, few epochs) may stay at chance on the pre-trained
-    [CLS] vectors while a standardised logistic regression does not, from their measured scale; empty when it
-    does not stay at chance."""
-    probes, head, acc, out = probes_ci(), main_probe(), accuracy(), []
+    """Why the seed's probe (unstandardised vectors, dropout, few epochs) may stay at chance on the pre-trained
+    [CLS] vectors, from their measured scale and anisotropy; empty when it does not stay at chance."""
+    probes, head, acc, cfg, out = probes_ci(), main_probe(), accuracy(), config().probe, []
     for m in models():
         mine = probes[(probes["model"] == m) & (probes["variant"] == variants.PRETRAINED)]
         layer = mine["layer"].max()
@@ -160,16 +164,20 @@ def seed_probe_note() -> str:
         if at[head]["lo"] > majority:
             continue
         g = _at(cls_scale(variants.PRETRAINED, layer), model=m)
+        shared = "nearly one direction" if g["cosine"] > 0.8 else "a common direction in part"
+        why = ("The class signal is there but small beside what the vectors share: a regression that "
+               "standardises each dimension finds it, a single unit trained on the raw vectors for "
+               f"{cfg.epochs} epochs at learning rate {cfg.lr} with dropout {cfg.dropout} does not."
+               if at["logreg"]["lo"] > majority else
+               "Neither probe finds much: before fine-tuning, this layer's first token carries little of the "
+               "label.")
         out.append(
             f"- **{m}**, layer {layer}: the {head} probe scores {ci(at[head])}, no better than always answering "
-            f"the majority class ({pct(majority)}), while the standardised logistic regression reaches "
-            f"{ci(at['logreg'])}. The vectors explain it: their mean cosine between two reviews is "
-            f"{num(g['cosine'])} (they nearly share one direction) and their norm is {num(g['norm'], 1)}, but "
-            f"the two class means lie only {pct(g['class_gap_share'])} of that norm apart, "
-            f"{num(g['class_gap_std'])} times the per-dimension spread ({num(g['dim_std'], 3)}). Unstandardised, "
-            f"the class signal is a small offset on a large shared vector, which a single unit with dropout, "
-            f"trained {config().probe.epochs} epochs at learning rate {config().probe.lr}, does not find; "
-            "standardising each dimension first brings it to the scale the regression needs.\n")
+            f"the majority class ({pct(majority)}); the standardised logistic regression reaches "
+            f"{ci(at['logreg'])}. Measured on these vectors: norm {num(g['norm'], 1)}, per-dimension spread "
+            f"{num(g['dim_std'], 3)}, mean cosine between two reviews {num(g['cosine'])} (they share "
+            f"{shared}); the two class means lie {pct(g['class_gap_share'])} of the norm apart, "
+            f"{num(g['class_gap_std'])} per-dimension spreads. {why}\n")
     return "".join(out)
 
 
@@ -180,7 +188,8 @@ def encoders_description() -> str:
         r, notes = _json(paths.metrics("pretrain", m)), training_notes(m)
         if r.get("skipped", False):
             continue
-        how = (f" in {notes['train_seconds'] / 60:.0f} min on {notes['threads']} thread(s) of an {notes['machine']}"
+        threads = f"{notes['threads']} thread" + ("s" if notes and notes["threads"] > 1 else "") if notes else ""
+        how = (f" in {notes['train_seconds'] / 60:.0f} min on {threads} of an {notes['machine']}"
                f" (torch {notes['torch']})" if notes else "")
         out.append(f"- **{m}**: {r['n_params']:,} parameters, {r['vocab_size']:,} tokens, masked-LM pre-training "
                    f"for {r['steps']:,} steps{how}. On held-out reviews it predicts "
@@ -195,7 +204,7 @@ def adjusted_summary() -> str:
     for m in models():
         mine = geo[geo["model"] == m]
         last = mine["layer"].max()
-        parts = [f"{k} {ci(_at(mine, variant='pretrained', layer=last, measure=k), num)} → "
+        parts = [f"{k} {ci(_at(mine, variant=variants.PRETRAINED, layer=last, measure=k), num)} → "
                  f"{ci(_at(mine, variant=kept, layer=last, measure=k), num)}"
                  for k in ("raw", "adjusted", "centred", "standardised")]
         out.append(f"- **{m}**, layer {last}, pre-trained → {kept}: {'; '.join(parts)}.\n")
