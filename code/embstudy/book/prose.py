@@ -126,8 +126,7 @@ def pretraining_gain() -> pd.DataFrame:
             pairs.append((f"{name} on [CLS], layer {layer}", *(_at(rows_, variant=v, layer=layer)
                                                                for v in (variants.PRETRAINED, variants.RANDOM))))
         rows += [{"model": m, "measure": what, "pre-trained": ci(a), "random weights": ci(b),
-                  "pre-trained is": _compare(a, b).replace("indistinguishable from", "within the interval of")
-                  .replace("above", "above random").replace("below", "below random")}
+                  "pre-trained is": f"{_compare(a, b)} random"}
                  for what, a, b in pairs]
     return pd.DataFrame(rows)
 
@@ -142,7 +141,7 @@ def pretraining_verdict() -> str:
                        "that do not overlap.")
             continue
         groups = {"above random weights": verdict == "above random",
-                  "no better than random weights (the intervals overlap)": verdict.str.startswith("within"),
+                  "no better than random weights (the intervals overlap)": verdict == "indistinguishable from random",
                   "below random weights": verdict == "below random"}
         said = [f"{how} on {'; '.join(rows.loc[where, 'measure'])}" for how, where in groups.items() if where.any()]
         out.append(f"For {m}, the pre-trained encoder is {', and '.join(said)}. Pre-training does "
