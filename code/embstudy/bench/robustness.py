@@ -143,7 +143,7 @@ def report(results: list[dict], verdict_: dict, cfg: params.Finetune, native: st
         "# Robustness of the demo's fine-tuning (`make robustness`)", "",
         f"Every model x seed x numeric environment x threads, fine-tuned with params.yaml's `finetune` "
         f"(lr {lrs}, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.train_size} reviews). Native kernels "
-        f"here: `{native}`. Gates: at most {cfg.max_gap_to_tfidf} points below TF-IDF, at most "
+        f"here: `{native}`: the cells of that environment are the native runs, listed twice. Gates: at most {cfg.max_gap_to_tfidf} points below TF-IDF, at most "
         f"{cfg.max_majority_share:.0%} of reviews in one class.", "",
         f"**Targets {'met' if ok else 'MISSED'}.**",
         f"- every cell passes both gates with {margin} points to spare: "
