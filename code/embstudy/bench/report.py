@@ -13,20 +13,16 @@ import os
 import platform
 import subprocess
 import time
-from pathlib import Path
 
 import torch
 import transformers
 
-from embstudy import paths
+from embstudy import paths, pretrain
 
 
 
 def system() -> dict:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-               platform.processor())
-    return dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
+    return dict(cpu=pretrain.cpu_name(), cores=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
                 transformers=transformers.__version__, python=platform.python_version(),
                 date=time.strftime("%Y-%m-%d %H:%M"), load_before=[round(x, 2) for x in os.getloadavg()])
 
