@@ -51,7 +51,7 @@ def copy_repo(dest: Path) -> Path:
     for rel in filter(None, listed):
         src = REPO / rel
         # no dvc.lock: a copy runs its own pipeline from scratch, and DVC keeps the lock entries of stages that
-        # the copy's params no longer make (another finetune.seeds: finetune@camembert-42 beside -1)
+        # the copy's params no longer make (another models: a stage per model it lacks)
         if src.is_file() and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)

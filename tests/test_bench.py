@@ -61,8 +61,7 @@ def test_padding_counts_tokens_of_sorted_batches():
 
 def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
     ran, stages = [], report.stage_names()  # the real dvc.yaml, matrix and foreach expanded
-    seeds = params.load().finetune.seeds
-    assert f"finetune@flaubert-{seeds[-1]}" in stages and stages.index("control@camembert") < stages.index(
+    assert stages.index("control@camembert") < stages.index("finetune@camembert") < stages.index(
         "extract@camembert") < stages.index("summary")
     monkeypatch.setattr(report, "stage_names", lambda: stages)
     monkeypatch.setattr(report, "wall", lambda cmd: ran.append(cmd[-1]) or 2.0)

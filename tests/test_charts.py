@@ -118,16 +118,13 @@ def test_pipeline_chart_reads_the_real_dvc_yaml():
     frame = data.pipeline()
     level = frame.drop_duplicates("stage").set_index("stage")["level"]
     assert level["synth"] == 0 and level["prepare"] == 1
-    seeds = data.config().finetune.seeds  # params.yaml's, as DVC expands the matrix (the book need not run)
-    for m in data.models():
-        chain = [level[s] for s in (f"pretrain@{m}", f"tokenize@{m}", f"finetune@{m}-{seeds[0]}", f"extract@{m}",
-                                    f"probe@{m}")]
+    for m in data.models():  # params.yaml's, as DVC expands foreach (the book need not run)
+        chain = [level[s] for s in (f"pretrain@{m}", f"control@{m}", f"finetune@{m}", f"extract@{m}", f"probe@{m}")]
         assert chain == sorted(set(chain)), chain
         parents = set(frame.loc[frame["stage"] == f"extract@{m}", "parent"])
-        assert parents == {f"pretrain@{m}", f"tokenize@{m}", f"control@{m}", *(f"finetune@{m}-{s}" for s in seeds)}
+        assert parents == {f"pretrain@{m}", f"tokenize@{m}", f"control@{m}", f"finetune@{m}"}
     assert set(frame.loc[frame["stage"] == "summary", "parent"]) == {
-        f"{s}@{m}" for s in ("extract", "probe", "control") for m in data.models()} | {
-        f"finetune@{m}-{s}" for m in data.models() for s in seeds}
+        f"{s}@{m}" for s in ("extract", "probe", "control", "finetune") for m in data.models()}
     assert "data.dvc" not in set(frame["stage"])  # the demo reads artifacts/synth, not the import
     spec = charts.pipeline(frame).to_dict()
     assert {u["mark"]["type"] for u in layer_specs(spec)} == {"rule", "point", "text"}

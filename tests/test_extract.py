@@ -186,12 +186,13 @@ def test_empty_review_and_missing_epoch_rejected(tmp_path, monkeypatch):
     toks["train"] = split(3, 0, [4, 0, 2])
     with pytest.raises(SystemExit, match="train review at row 1 is empty"):
         run(tmp_path, {}, toks)
-    monkeypatch.setattr(extract.paths, "finetuned", lambda name, seed: tmp_path / name / f"seed-{seed}")
+    monkeypatch.setattr(extract.paths, "finetuned",
+                        lambda name, seed=None: tmp_path / name / ("" if seed is None else f"seed-{seed}"))
     monkeypatch.setattr(extract.paths, "control", lambda name: tmp_path / "control" / name)
-    for folder in ("tiny/seed-3/epoch-1", "control/tiny/init", "control/tiny/finetune/epoch-1", "hub-snapshot"):
+    for folder in ("tiny/seed-3/epoch-1", "control/tiny/init", "tiny/control/epoch-1", "hub-snapshot"):
         (tmp_path / folder).mkdir(parents=True)  # hub-snapshot stands for a resolved hub checkpoint
     model = params.Model(arch="camembert", checkpoint=str(tmp_path / "hub-snapshot"))
-    ft = params.Finetune(train_size=4, test_size=4, epochs=1, lr=1e-3, warmup=0, batch_size=2, seeds=[3],
+    ft = params.Finetune(train_size=4, test_size=4, epochs=1, lr=1e-3, warmup=0, batch_size=2, seeds=[3], jobs=None,
                          max_gap_to_tfidf=5, max_majority_share=0.9)
     found = [(r["variant"], r["seed"], r["file"]) for r in extract.runs("tiny", model, ft)]
     assert found == [("pretrained", None, "cls-pretrained.npz"), ("random", None, "cls-random.npz"),

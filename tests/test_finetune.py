@@ -20,7 +20,7 @@ from embstudy.params import Encoder, Finetune, Model, Pretrain
 PRETRAIN = Pretrain(seed=0, steps=10, batch_size=8, seq_len=32, lr=1e-3, warmup=2, mask_prob=0.15, heldout=20,
                     min_accuracy_ratio=0.0)
 ENCODER = Encoder(layers=2, hidden=32, heads=2, ffn=128, vocab_size=300)
-MICRO = Finetune(train_size=64, test_size=40, epochs=2, lr=1e-3, warmup=0.1, batch_size=8, seeds=[42],
+MICRO = Finetune(train_size=64, test_size=40, epochs=2, lr=1e-3, warmup=0.1, batch_size=8, seeds=[42], jobs=None,
                  max_gap_to_tfidf=100.0, max_majority_share=1.0)
 
 
@@ -49,8 +49,7 @@ def source(request, corpus, tmp_path_factory):
 
 def run(source, corpus, out, cfg=MICRO, seed=42):
     folder, tokens = source
-    return finetune.run("m", str(folder), cfg, seed, tokens, corpus, out / "ft", out / "m.json",
-                        out / "m-history.csv")
+    return finetune.run("m", str(folder), cfg, seed, tokens, corpus, out / "ft")
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +86,66 @@ def test_last_epoch_checkpoint_reproduces_the_reported_accuracy(tuned, source, c
     assert np.bincount(preds, minlength=2).max() / len(preds) == pytest.approx(metrics["majority_share"])
 
 
-def test_metrics_and_history(tuned):
+def test_metrics_and_history(tuned, tmp_path):
     out, metrics = tuned
-    assert json.loads((out / "m.json").read_text()) == metrics
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert 0.5 <= metrics["tfidf_accuracy"] <= 1 and 0.5 <= metrics["majority_share"] <= 1
-    with open(out / "m-history.csv") as f:
+    finetune.save_metrics({"seed-42": metrics, "control": metrics}, tmp_path / "m.json", tmp_path / "h.csv")
+    assert json.loads((tmp_path / "m.json").read_text()) == {"seed-42": metrics, "control": metrics}
+    with open(tmp_path / "h.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["epoch", "train_loss", "eval_accuracy", "eval_f1"]
+    assert list(rows[0]) == ["run", "epoch", "train_loss", "eval_accuracy", "eval_f1"]
+    assert [r["run"] for r in rows] == ["seed-42", "seed-42", "control", "control"]
     accuracies = [e["eval_accuracy"] for e in metrics["epochs"]]
-    assert [float(r["eval_accuracy"]) for r in rows] == pytest.approx(accuracies)
-    assert float(rows[-1]["eval_f1"]) == pytest.approx(metrics["f1"])
+    assert [float(r["eval_accuracy"]) for r in rows[:2]] == pytest.approx(accuracies)
+    assert float(rows[1]["eval_f1"]) == pytest.approx(metrics["f1"])
 
 
 def test_same_params_same_metrics(tuned, source, corpus, tmp_path):
     again = run(source, corpus, tmp_path)
     assert again == tuned[1]  # no timings in the metrics: the whole file is reproducible
-    assert (tmp_path / "m.json").read_bytes() == (tuned[0] / "m.json").read_bytes()
+
+
+def pool_tasks(source, corpus, tmp_path, seeds=(1, 2)) -> list[dict]:
+    """What finetune.tasks makes, for the micro encoder: datasets on disk, a folder per run."""
+    folder, tokens = source
+    tokens.save_to_disk(tmp_path / "tokens")
+    corpus.save_to_disk(tmp_path / "corpus")
+    (tmp_path / "stage").mkdir()
+    return [{"name": "m", "source": str(folder), "cfg": MICRO, "seed": s, "tokens": str(tmp_path / "tokens"),
+             "corpus": str(tmp_path / "corpus"), "out_dir": tmp_path / "stage" / f"seed-{s}"} for s in seeds]
+
+
+def test_runs_side_by_side_give_the_metrics_of_runs_one_after_another(source, corpus, tmp_path):
+    todo = pool_tasks(source, corpus, tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what the stage gives an in-process run, as each worker has
+    try:
+        alone = finetune.run_all(todo, 1, "test")
+    finally:
+        torch.set_num_threads(threads)
+    first = {r: (tmp_path / "stage" / r / "hits.npy").read_bytes() for r in alone}
+    side_by_side = finetune.run_all(todo, 2, "test")
+    assert list(side_by_side) == ["seed-1", "seed-2"] and side_by_side == alone
+    assert {r: (tmp_path / "stage" / r / "hits.npy").read_bytes() for r in alone} == first
+
+
+def test_a_failed_run_in_a_worker_stops_the_stage_with_its_line(source, corpus, tmp_path):
+    todo = pool_tasks(source, corpus, tmp_path)
+    todo[1]["source"] = str(tmp_path / "nowhere")
+    with pytest.raises(stage.StageError, match="does not exist .*pretrain stage"):
+        finetune.run_all(todo, 2, "test")
+    assert not (tmp_path / "stage" / "seed-2").exists()
+
+
+def test_jobs_one_per_core_on_a_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(stage, "n_threads", lambda: 2)
+    assert finetune.n_jobs(MICRO, 4) == 2 and finetune.n_jobs(MICRO, 1) == 1
+    assert finetune.n_jobs(MICRO.model_copy(update={"jobs": 3}), 4) == 3
+    monkeypatch.setenv("RANK", "0")  # torchrun: every rank runs each run, one after another
+    assert finetune.n_jobs(MICRO, 4) == 1
 
 
 def test_gap_to_tfidf_fails_loudly_and_writes_nothing(source, corpus, tmp_path, monkeypatch):

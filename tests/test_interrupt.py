@@ -168,11 +168,11 @@ def test_interrupted_runs_resume_to_the_outputs_of_an_uninterrupted_run(micro_re
     (tmp_path / "logs").mkdir()
     stages = outputs(micro_repo)
     plan = [("pretrain", lambda tmp: any(tmp.iterdir()), signal.SIGINT),
-            ("finetune", lambda tmp: (tmp / "epoch-1").is_dir(), signal.SIGKILL),
+            ("finetune", lambda tmp: any(tmp.glob("*/epoch-1")), signal.SIGKILL),
             ("extract", lambda tmp: any(tmp.glob("cls-*.npz")), signal.SIGINT)]
     for prefix, ready, sig in plan:
         log = tmp_path / "logs" / f"{prefix}.log"
-        # every stage of this kind (finetune@camembert, finetune@camembert-42...): the first caught counts
+        # every stage of this kind (finetune@camembert, finetune@flaubert): the first caught counts
         kind = [out for name, outs in stages.items() if name.startswith(prefix) for out in outs]
         code, out, tmp = interrupted_repro(root, kind, ready, sig, log)
         assert code != 0, f"dvc repro, {sig.name} in {prefix}, exited 0:\n{log.read_text()[-2000:]}"

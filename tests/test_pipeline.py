@@ -16,16 +16,16 @@ PER_MODEL = [
     "artifacts/pretrain/{m}/config.json",
     "artifacts/tokenize/{m}/dataset_dict.json",
     "artifacts/control/{m}/init/config.json",
-    "artifacts/control/{m}/finetune/epoch-2/config.json",
+    "artifacts/finetune/{m}/control/epoch-2/config.json",
     "metrics/pretrain/{m}.json",
-    "metrics/control/{m}.json",
+    "metrics/finetune/{m}.json",
+    "metrics/finetune/{m}-history.csv",
     "metrics/probe/{m}.json",
     "artifacts/extract/{m}/cls-random-epoch-2-s1.npz",
 ]
 PER_SEED = [  # MICRO's finetune.seeds
     "artifacts/finetune/{m}/seed-{s}/epoch-1/config.json",
     "artifacts/finetune/{m}/seed-{s}/epoch-2/config.json",
-    "metrics/finetune/{m}-{s}.json",
     "artifacts/extract/{m}/cls-epoch-2-s{s}.npz",
 ]
 
@@ -54,7 +54,7 @@ def test_metrics_show_lists_the_probe_grid(micro_repo):
 
 def test_lock_records_every_stage(micro_repo):
     lock = yaml.safe_load((micro_repo / "dvc.lock").read_text())["stages"]
-    for stage in ("synth", "prepare", "pretrain@camembert", "finetune@flaubert-2", "control@camembert",
+    for stage in ("synth", "prepare", "pretrain@camembert", "finetune@flaubert", "control@camembert",
                   "extract@camembert", "probe@flaubert", "summary"):
         assert stage in lock
 

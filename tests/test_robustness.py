@@ -32,7 +32,7 @@ def test_native_and_default_kernels_agree_on_the_outcome(tmp_path):
 
 def test_the_verdict_names_each_missed_target():
     """Margin, spread and collapse are judged per cell and per (model, seed); the report lists every cell."""
-    cfg = Finetune(train_size=10, test_size=10, epochs=2, lr=1e-4, warmup=0.1, batch_size=8, seeds=[1],
+    cfg = Finetune(train_size=10, test_size=10, epochs=2, lr=1e-4, warmup=0.1, batch_size=8, seeds=[1], jobs=None,
                    max_gap_to_tfidf=5.0, max_majority_share=0.95)
 
     def cell(env, accuracy, share=0.5):

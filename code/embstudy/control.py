@@ -1,17 +1,13 @@
-"""Stage ``control``: the floor — the model's architecture with random weights, as it is and fine-tuned.
+"""Stage ``control``: the floor — the model's architecture with random weights.
 
 Pre-training's effect on the probes and on the geometry is only readable against the same
 architecture without it. Reads the model's checkpoint (``encoders.checkpoint``: its config and
-tokenizer only, never its weights), ``artifacts/tokenize/<name>``, ``artifacts/prepare/cls`` and
-params ``control`` and ``finetune``. Writes ``artifacts/control/<name>/init`` (the randomly
-initialised encoder + the model's tokenizer, save_pretrained; seeded by ``control.seed``) and
-``artifacts/control/<name>/finetune/epoch-k`` (that encoder fine-tuned exactly like the model, with
-the first of ``finetune.seeds``), ``metrics/control/<name>.json`` and ``-history.csv``.
+tokenizer only, never its weights) and params ``control``. Writes ``artifacts/control/<name>/init``:
+the randomly initialised encoder (its own init scheme, seeded by ``control.seed``) and the model's
+tokenizer, save_pretrained. Extract reads it as it is; the finetune stage fine-tunes it like the
+pre-trained encoder (``artifacts/finetune/<name>/control``), ungated: a floor may trail TF-IDF.
 
-The fine-tuning gates do not apply: a floor may trail TF-IDF or predict one class; a collapse is
-logged and listed (``early_collapsed_epochs``) so the book can say so.
-
-Run: ``python -m embstudy.control camembert`` (or ``dvc repro control``).
+Run: ``python -m embstudy.control camembert`` (or ``dvc repro control@camembert``).
 """
 from __future__ import annotations
 
@@ -20,10 +16,9 @@ import sys
 from pathlib import Path
 
 import torch
-from datasets import load_from_disk
 from transformers import AutoConfig, AutoModel
 
-from embstudy import encoders, files, finetune, paths, stage
+from embstudy import encoders, files, paths, stage
 
 logger = logging.getLogger("embstudy.control")
 
@@ -43,12 +38,7 @@ def random_encoder(source: str, seed: int, out: Path) -> None:
 
 def main(name: str) -> None:
     p, _ = stage.start("control", name)
-    source = encoders.checkpoint(name, p.models[name])
-    random_encoder(source, p.control.seed, paths.control_init(name))
-    finetune.run(name, str(paths.control_init(name)), finetune.recipe(p, name), p.finetune.seeds[0],
-                 load_from_disk(str(paths.tokens(name))), load_from_disk(str(paths.CORPUS)),
-                 paths.control_finetuned(name), paths.metrics("control", name),
-                 paths.metrics("control", name, "-history.csv"), gates=False)
+    random_encoder(encoders.checkpoint(name, p.models[name]), p.control.seed, paths.control_init(name))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class Finetune(Strict):
     lr: float = Field(gt=0, lt=1)
     warmup: float = Field(ge=0, lt=1)  # fraction of the training steps
     batch_size: int = Field(gt=0)
-    seeds: list[int] = Field(min_length=1)  # one fine-tuning run per seed (dvc.yaml's matrix)
+    seeds: list[int] = Field(min_length=1)  # one fine-tuning run per seed
+    jobs: int | None = Field(gt=0)  # CPU runs side by side, one thread each (None: one per core)
     max_gap_to_tfidf: float = Field(ge=0, le=100)
     max_majority_share: float = Field(gt=0.5, le=1)
 

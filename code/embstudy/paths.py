@@ -26,6 +26,7 @@ CONES, SEPARATION = "cones.parquet", "separation.csv"
 GEOMETRY_CI, PROBES_CI, CKA, CKA_MAP = "geometry.csv", "probes.csv", "cka.csv", "cka-map.csv"
 FINETUNED_CI, CORRELATION = "finetuned.csv", "correlation.csv"
 PREPARE_METRICS, SUMMARY_METRICS = METRICS / "prepare.json", METRICS / "summary.json"
+CONTROL_RUN = "control"  # the control's fine-tuning run: its folder (control_finetuned) and metrics key
 
 
 def pretrained(model: str) -> Path:
@@ -40,13 +41,13 @@ def tokens(model: str) -> Path:
 
 def finetuned(model: str, seed: int | None = None) -> Path:
     """Folder of one fine-tuning run (seed): a checkpoint per kept epoch, ``epoch-1/``, ``epoch-2/``...
-    Without ``seed``: the model's folder holding every seed's ``seed-<s>/``."""
+    Without ``seed``: the finetune stage's folder for ``model``, every seed's ``seed-<s>/`` and ``control/``."""
     folder = ARTIFACTS / "finetune" / model
     return folder if seed is None else folder / f"seed-{seed}"
 
 
 def control(model: str) -> Path:
-    """The control stage's folder for ``model``: :func:`control_init` and :func:`control_finetuned`."""
+    """The control stage's folder for ``model``: :func:`control_init`."""
     return ARTIFACTS / "control" / model
 
 
@@ -56,8 +57,8 @@ def control_init(model: str) -> Path:
 
 
 def control_finetuned(model: str) -> Path:
-    """The control encoder fine-tuned like the others: ``epoch-1/``, ``epoch-2/``..."""
-    return control(model) / "finetune"
+    """The control encoder fine-tuned like the others (by the finetune stage): ``epoch-1/``, ``epoch-2/``..."""
+    return finetuned(model) / CONTROL_RUN
 
 
 def hits(run: Path) -> Path:
@@ -86,9 +87,10 @@ def metrics(stage: str, model: str, suffix: str = ".json") -> Path:
     return METRICS / stage / f"{model}{suffix}"
 
 
-def finetune_metrics(model: str, seed: int, suffix: str = ".json") -> Path:
-    """Metrics (``.json``) or per-epoch history (``-history.csv``) of one fine-tuning run."""
-    return metrics("finetune", f"{model}-{seed}", suffix)
+def finetune_metrics(model: str, suffix: str = ".json") -> Path:
+    """Metrics (``.json``, keyed by run: ``seed-<s>``, ``control``) or per-epoch history (``-history.csv``,
+    column ``run``) of every fine-tuning run of ``model``."""
+    return metrics("finetune", model, suffix)
 
 
 def cls_file(variant: str, seed: int | None) -> str:

@@ -2,7 +2,7 @@
 
 Reads, for every model, ``artifacts/extract/<model>/`` (``run.json``, ``layers.csv``, ``sentences.csv``,
 the runs' npz ``test_mean`` vectors), ``artifacts/probe/<model>/predictions.parquet``, the fine-tuning runs'
-``hits.npy`` (``artifacts/finetune/<model>/seed-<s>/``, ``artifacts/control/<model>/finetune/``), and params
+``hits.npy`` (``artifacts/finetune/<model>/seed-<s>/`` and ``control/``), and params
 ``summary``, ``probe.head`` and ``models``. Every interval is a percentile bootstrap at ``summary.level`` with ``summary.resamples``
 draws, resampling seeds and sentences together (one seed for the runs that have one: then sentences
 only). Writes ``artifacts/summary/``:

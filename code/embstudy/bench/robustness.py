@@ -61,8 +61,7 @@ def cell(model: str, seed: int, threads: int, out: Path) -> None:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         m = finetune.run(model, source, cfg, seed, load_from_disk(str(paths.tokens(model))),
-                         load_from_disk(str(paths.CORPUS)), work / "runs", work / "m.json", work / "h.csv",
-                         gates=False)
+                         load_from_disk(str(paths.CORPUS)), work / "runs", gates=False)
     first, last = m["epochs"][0], m["epochs"][-1]
     files.write_json(out, {
         "model": model, "seed": seed, "threads": threads, "lr": cfg.lr,

@@ -252,19 +252,17 @@ def convergence() -> pd.DataFrame:
     return long.replace({"measure": names})
 
 
-def _runs() -> list[tuple[str, str, int, functools.partial]]:
-    """(model, start, seed, its metrics file given a suffix) of every fine-tuning run: each seed, then the
-    control."""
-    tuned = [(m, "pre-trained", s, functools.partial(paths.finetune_metrics, m, s))
-             for m in models() for s in seeds()]
-    return tuned + [(m, "random (control)", first_seed(), functools.partial(paths.metrics, "control", m))
-                    for m in models()]
+def _start(run: str) -> str:
+    """What a fine-tuning run started from, by its key in the metrics (``seed-42``, ``control``)."""
+    return "random (control)" if run == paths.CONTROL_RUN else "pre-trained"
 
 
 @sourced
 def finetune() -> pd.DataFrame:
-    """Final fine-tuning metrics per (model, start, seed): accuracy, f1, TF-IDF yardstick, sizes."""
-    rows = [{"model": m, "start": start, **_json(file(".json"))} for m, start, _, file in _runs()]
+    """Final fine-tuning metrics per (model, start, seed): accuracy, f1, TF-IDF yardstick, sizes; each seed's
+    run, then the control."""
+    rows = [{"model": m, "start": _start(run), **metrics}
+            for m in models() for run, metrics in _json(paths.finetune_metrics(m)).items()]
     return pd.DataFrame(rows).drop(columns="epochs")  # per-epoch details: finetune_history()
 
 
@@ -282,9 +280,13 @@ def finetune_table() -> pd.DataFrame:
 @sourced
 def finetune_history() -> pd.DataFrame:
     """Per (model, start, seed, epoch): training loss, test accuracy and F1."""
-    frames = [_read(file("-history.csv"), "the fine-tuning history").assign(model=m, start=start, seed=s)
-              for m, start, s, file in _runs()]
-    return pd.concat(frames, ignore_index=True)
+    seed = {(m, run): r["seed"] for m in models() for run, r in _json(paths.finetune_metrics(m)).items()}
+    frames = [_read(paths.finetune_metrics(m, "-history.csv"), "the fine-tuning history").assign(model=m)
+              for m in models()]
+    frame = pd.concat(frames, ignore_index=True)
+    frame["start"] = frame["run"].map(_start)
+    frame["seed"] = [seed[m, run] for m, run in zip(frame["model"], frame["run"])]
+    return frame.drop(columns="run")
 
 
 @sourced
