@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup report test paper bench robustness encoders lock clean
+.PHONY: setup report test paper data bench robustness encoders lock clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,15 @@ report: $(STAMP)
 test: $(STAMP)
 	python -m pytest
 
-paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); see README
-	python -m embstudy.use_profile conf/paper.yaml
-	test -f data/cls-acl10-unprocessed.tar.gz || dvc update data.dvc
+PROFILE ?= conf/paper.yaml
+paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); PROFILE=conf/english.yaml...: see README
+	python -m embstudy.use_profile $(PROFILE)
+	python -m embstudy.fetch
 	dvc repro
 	python -m embstudy.book
+
+data: $(STAMP)  # the real corpus: downloaded by dvc update, or a hand-downloaded one recorded in data.dvc
+	python -m embstudy.fetch
 
 bench: $(STAMP)  # extract vs the seed's method, floor, padding, memory -> bench/results.{json,md}; PIPELINE=1: + demo from scratch
 	python -m embstudy.bench $(if $(PIPELINE),--pipeline)

@@ -35,6 +35,10 @@ def encoders(request, tmp_path_factory):
     torch.manual_seed(0)
     mlm = (CamembertForMaskedLM if arch == "camembert" else FlaubertWithLMHeadModel)(config(arch))
     mlm.save_pretrained(root / "pretrained")
+    # a WordPiece vocabulary with [CLS] at id 0, the first id of every review below: run.json names it
+    words = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
+    (root / "pretrained" / "vocab.txt").write_text("".join(w + "\n" for w in words))
+    (root / "pretrained" / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}')
     AutoModelForSequenceClassification.from_config(config(arch)).save_pretrained(root / "epoch-1")
     return {"pretrained": str(root / "pretrained"), "epoch-1": str(root / "epoch-1")}
 
@@ -137,7 +141,7 @@ def test_batched_stats_equal_single_sentence_passes(tmp_path, encoders):
             assert npz["test_domain"].tolist() == toks["test"]["domain"]
     meta = json.loads((out / "run.json").read_text())
     assert [(r["variant"], r["seed"]) for r in meta["runs"]] == [("pretrained", None), ("epoch-1", 7)]
-    assert meta["hidden_states"] == 3
+    assert meta["hidden_states"] == 3 and meta["first_token"] == "[CLS]"
 
 
 def test_fine_tuned_encoder_weights_really_load(tmp_path, encoders):

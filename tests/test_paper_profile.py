@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from conftest import MICRO, copy_repo, env_for, offline
+from standins import cache_snapshot
 from embstudy import encoders, synth, vocab
 from embstudy.params import Encoder, Synth
 
@@ -37,21 +38,6 @@ SIZES = {key: value for key, value in MICRO.items() if key != "models"}  # the p
 SEEDS = MICRO["finetune"]["seeds"]
 STAGES = {"synth", "prepare", "summary"} | {f"{s}@{m}" for s in ("pretrain", "tokenize", "control", "finetune", "extract",
                                                                   "probe") for m in HUB_IDS}
-
-
-def cache_snapshot(hf_home: Path, repo_id: str, folder: Path) -> Path:
-    """Lay out ``folder``'s files as the hub client caches a download: blobs, refs/main, snapshot links."""
-    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
-    sha = hashlib.sha1(repo_id.encode()).hexdigest()  # a commit id of the right shape
-    snap = repo / "snapshots" / sha
-    for d in (repo / "blobs", repo / "refs", snap):
-        d.mkdir(parents=True)
-    (repo / "refs" / "main").write_text(sha)
-    for file in sorted(folder.iterdir()):
-        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
-        shutil.copyfile(file, blob)
-        (snap / file.name).symlink_to(Path("..", "..", "blobs", blob.name))
-    return snap
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,11 @@
-"""params.yaml is checked against the schema before any work, every problem reported at once."""
+"""params.yaml is checked against the schema before any work, every problem reported at once; profiles apply
+over it."""
+import shutil
+
 import pytest
 import yaml
 
-from embstudy import params, paths
+from embstudy import params, paths, use_profile
 
 
 def write(tmp_path, mutate):
@@ -45,7 +48,7 @@ def test_a_model_needs_a_checkpoint_or_an_encoder(tmp_path):
         raw["models"]["flaubert"]["checkpoint"] = None  # trained here: needs an encoder spec
         raw["models"]["flaubert"]["encoder"] = None
 
-    with pytest.raises(params.ParamsError, match="models.flaubert: needs a checkpoint or an encoder spec"):
+    with pytest.raises(params.ParamsError, match="models.flaubert: needs a checkpoint, or an arch and an encoder spec"):
         params.load(write(tmp_path, mutate))
 
 
@@ -62,7 +65,8 @@ def test_cross_field_problems_are_all_listed_at_once(tmp_path):
         raw["finetune"]["seeds"] = [1, 1]
         raw["finetune"]["train_size"] = 10**6  # past the demo corpus (6 x labelled_per_class)
         raw["extract"]["cka_sentences"] = 10**6
-        raw["probe"]["layers"] = [1, 99]  # past the demo encoders' depth
+        raw["probe"]["layers"] = [99]  # past the demo encoders' depth
+        raw["data"]["language"] = "en"  # the demo corpus is French
         raw["models"]["camembert"]["checkpoint"] = None  # trained from scratch: its encoder spec is checked
         raw["models"]["camembert"]["encoder"]["heads"] = 5  # 128 is not a multiple of 5
         raw["pretrain"]["heldout"] = 10**6
@@ -72,6 +76,42 @@ def test_cross_field_problems_are_all_listed_at_once(tmp_path):
     msg = str(err.value)
     assert "\n" not in msg
     for culprit in ("finetune.seeds: repeated seed", "finetune.train_size = 1000000 exceeds",
-                    "extract.cka_sentences = 1000000 exceeds", "probe.layers: layer 99 is past models.camembert",
+                    "extract.cka_sentences = 1000000 exceeds", "probe.layers: every listed layer is past models.camembert",
+                    "data.language = en: the synth stage's demo corpus is French only",
                     "models.camembert.encoder: hidden 128 is not a multiple of heads 5", "pretrain.heldout"):
         assert culprit in msg, culprit
+
+
+@pytest.mark.parametrize("profile, models, language", [("paper", ["camembert", "flaubert"], "fr"),
+                                                        ("multilingual", ["xlmr", "mbert"], "fr"),
+                                                        ("english", ["bert", "roberta"], "en")])
+def test_each_profile_applies_over_params_yaml_and_names_its_own_models(tmp_path, profile, models, language):
+    target = tmp_path / "params.yaml"
+    shutil.copyfile(paths.PARAMS, target)
+    use_profile.apply(paths.ROOT / "conf" / f"{profile}.yaml", target)
+    p = params.load(target)
+    assert (p.profile, list(p.models), p.data.language) == (profile, models, language)
+    assert all(m.checkpoint and m.encoder is None for m in p.models.values())  # hub ids, nothing to pre-train
+    assert p.finetune.seeds == params.load().finetune.seeds  # what the profile does not name stays
+    assert "# the part of Webis-CLS-10 read" in target.read_text()  # comments kept
+
+
+def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
+    target, override = tmp_path / "params.yaml", tmp_path / "bad.yaml"
+    shutil.copyfile(paths.PARAMS, target)
+    override.write_text("finetune:\n  lr_schedule: cosine\n")
+    with pytest.raises(params.ParamsError, match="names 'lr_schedule', which params.yaml does not have"):
+        use_profile.apply(override, target)
+    assert target.read_bytes() == paths.PARAMS.read_bytes()
+
+
+def test_a_profile_model_gets_every_key_dvc_yaml_names(tmp_path):
+    """dvc.yaml declares models.<m>.checkpoint and models.<m>.finetune_lr: a profile naming only a checkpoint
+    still writes both (DVC refuses a stage whose declared param is missing)."""
+    target, override = tmp_path / "params.yaml", tmp_path / "one.yaml"
+    shutil.copyfile(paths.PARAMS, target)
+    override.write_text("profile: english\ndata:\n  source: data/x.tar.gz\n  language: en\n"
+                        "models:\n  bert:\n    checkpoint: bert-base-uncased\n")
+    use_profile.apply(override, target)
+    assert yaml.safe_load(target.read_text())["models"] == {
+        "bert": {"checkpoint": "bert-base-uncased", "encoder": None, "finetune_lr": None}}

@@ -32,7 +32,7 @@ def test_shuffle_is_seeded_and_keeps_every_review():
 
 
 def test_counts_per_split_domain_label():
-    got = prepare.counts(prepare.build(reviews(), seed=0))
+    got = prepare.counts(prepare.build(reviews(), seed=0), "fr")
     assert got["train"]["reviews"] == 30
     assert got["train"]["books_pos"] + got["train"]["books_neg"] == 10
     assert got["unlabeled"]["music_unlabeled"] == 10

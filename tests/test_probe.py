@@ -116,8 +116,10 @@ def test_roberta_head_and_determinism(tmp_path, extracted):
 
 
 def test_bad_layers_and_missing_extract_rejected(tmp_path, extracted):
-    with pytest.raises(SystemExit, match="layer 3 out of range 0..2"):
-        run(tmp_path, extracted, CFG.model_copy(update=dict(layers=[1, 3])))
+    with pytest.raises(SystemExit, match=r"probe.layers \[3, 4\]: none within 0..2"):
+        run(tmp_path, extracted, CFG.model_copy(update=dict(layers=[3, 4])))
+    with pytest.raises(SystemExit, match=r"probe.layers \[-1\]: name hidden states"):
+        run(tmp_path, extracted, CFG.model_copy(update=dict(layers=[-1])))
     with pytest.raises(SystemExit, match="run the extract stage first"):
         run(tmp_path, tmp_path / "nowhere")
     assert not (tmp_path / "out").exists()
@@ -156,3 +158,10 @@ def test_runs_with_other_labels_rejected(tmp_path, extracted):
     np.savez(extracted / FILES["epoch-1"], **arrays)
     with pytest.raises(SystemExit, match="test_label differs from cls-pretrained.npz's: rerun extract"):
         run(tmp_path, extracted)
+
+
+def test_listed_layers_past_a_shallower_model_are_left_out():
+    """The paper grid's layers 5..12 beside a 6-layer model: it is probed where it has them."""
+    assert probe.check_layers([5, 7, 9, 11, 12], 7) == [5]
+    assert probe.check_layers([12, 5, 5], 13) == [5, 12]
+    assert probe.check_layers("all", 3) == [0, 1, 2]

@@ -32,10 +32,10 @@ def review_file(*items: str) -> str:
     return HEADER + "\n".join(items)
 
 
-def write_layout(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Write ``{"books/train.review": text or bytes}`` under ``root/cls-acl10-unprocessed/fr/``."""
+def write_layout(root: Path, files: dict[str, str | bytes], language: str = "fr") -> Path:
+    """Write ``{"books/train.review": text or bytes}`` under ``root/cls-acl10-unprocessed/<language>/``."""
     for rel, content in files.items():
-        path = root / "cls-acl10-unprocessed" / "fr" / rel
+        path = root / "cls-acl10-unprocessed" / language / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return root
@@ -239,3 +239,25 @@ def test_cut_archives_read_whole_or_raise(tmp_path):
         except ReviewFormatError:
             continue
         pd.testing.assert_frame_equal(frame, full)
+
+
+def test_each_language_reads_its_own_part(tmp_path):
+    """Webis-CLS-10 holds de, en, fr and jp side by side; data.language picks one, from a folder or a tarball."""
+    root = write_layout(tmp_path / "cls", layout())
+    write_layout(root, {rel: review_file(item(f"Good: {rel}", "5.0"), item(f"Bad: {rel}", "2.0")) for rel in FILES},
+                 language="en")
+    tarball = make_tar(root, tmp_path / "cls.tar.gz")
+    for source in (root, tarball):
+        en, fr = reader.read_reviews(source, "en"), reader.read_reviews(source, "fr")
+        assert en["text"].str.startswith(("Good", "Bad")).all() and fr["text"].str.startswith(("Bien", "Mauvais")).all()
+        assert len(en) == len(fr) == 18
+    with pytest.raises(ReviewFormatError, match=r"missing de/books/train.review, de/dvd/train.review"):
+        reader.read_reviews(tarball, "de")
+    with pytest.raises(ValueError, match="unknown language 'es'"):
+        reader.read_reviews(tarball, "es")
+
+
+def test_japanese_lengths_count_characters_the_others_words():
+    texts = pd.Series(["とても良い本です。", "un très bon livre"])
+    assert reader.lengths(texts, "jp").tolist() == [9, 17] and reader.length_unit("jp") == "characters"
+    assert reader.lengths(texts, "fr").tolist() == [1, 4] and reader.length_unit("de") == "words"

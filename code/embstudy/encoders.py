@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, CamembertConfig,
+import transformers
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, CamembertConfig,
                           CamembertForMaskedLM, FlaubertConfig, FlaubertWithLMHeadModel, PretrainedConfig)
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED_LM
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as CLASSIFIERS
 
 from embstudy import hub, paths
 from embstudy.params import Encoder, Model
@@ -20,8 +23,10 @@ from embstudy.stage import StageError
 
 ARCHS = ("camembert", "flaubert")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-# Any one of these file sets is a loadable tokenizer: fast json, CamemBERT's SentencePiece, FlauBERT's BPE.
-TOKENIZER_FILES = (("tokenizer.json",), ("sentencepiece.bpe.model",), ("vocab.json", "merges.txt"))
+# Any one of these file sets is a loadable tokenizer: fast json, SentencePiece (CamemBERT's, XLM-R's,
+# DeBERTa-v2's), BPE (FlauBERT's, RoBERTa's), WordPiece (BERT's, DistilBERT's, ELECTRA's).
+TOKENIZER_FILES = (("tokenizer.json",), ("sentencepiece.bpe.model",), ("spm.model",), ("vocab.json", "merges.txt"),
+                   ("vocab.txt",))
 
 
 class EncoderError(StageError):
@@ -63,20 +68,25 @@ def check_folder(source: str | Path, model: bool = True) -> None:
     if model and not present.intersection(WEIGHTS):
         missing.append(" or ".join(WEIGHTS))
     if not any(set(files) <= present for files in TOKENIZER_FILES):
-        missing.append("tokenizer files (tokenizer.json, sentencepiece.bpe.model or vocab.json + merges.txt)")
+        missing.append("tokenizer files (tokenizer.json, sentencepiece.bpe.model, spm.model, vocab.json + merges.txt "
+                       "or vocab.txt)")
     if missing:
         raise EncoderError(f"encoders: checkpoint folder {folder} lacks {'; '.join(missing)}")
 
 
 def load_tokenizer(source: str | Path):
-    """The tokenizer saved with a checkpoint (a demo folder or a hub id)."""
+    """The tokenizer saved with a checkpoint (a demo folder or a hub id), once the checkpoint's config (where
+    it has one) names an encoder family this study reads."""
     check_folder(source, model=False)
+    if (Path(source) / "config.json").is_file():
+        check_family(AutoConfig.from_pretrained(str(source)), source)
     return AutoTokenizer.from_pretrained(str(source))
 
 
 def load_classifier(source: str | Path, num_labels: int = 2):
     """``(model, tokenizer)``: a sequence classifier (fresh head when the checkpoint has none)."""
     check_folder(source)
+    check_family(AutoConfig.from_pretrained(str(source)), source)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=num_labels)
     check_special_tokens(tokenizer, model.config)
@@ -86,18 +96,38 @@ def load_classifier(source: str | Path, num_labels: int = 2):
 def check_special_tokens(tokenizer, config: PretrainedConfig) -> None:
     """Raise one line naming every special-token id on which ``tokenizer`` and ``config`` disagree.
 
-    The sequence-final token (``sep``: ``</s>`` for both models) is the config's eos.
+    Each family names its own: BERT-likes only pad; RoBERTa-likes and XLM-likes also bos and eos, which
+    must be the first and last ids the tokenizer puts around a text (``<s>`` ... ``</s>``); ModernBERT also
+    cls and sep; XLM-likes also unk and mask. An id the config leaves unset is not checked. The first id
+    must be a special token: the study reads its vector as the sequence's.
     """
-    expected = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-                "eos_token_id": tokenizer.sep_token_id}
-    if config.model_type == "flaubert":  # XLM-style configs also name unk and mask
-        expected |= {"unk_index": tokenizer.unk_token_id, "mask_index": tokenizer.mask_token_id}
-    bad = [f"{key}={getattr(config, key, None)} but tokenizer has {want}"
-           for key, want in expected.items() if getattr(config, key, None) != want]
+    ids = tokenizer("a")["input_ids"]
+    wanted = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": ids[0], "eos_token_id": ids[-1],
+              "cls_token_id": ids[0], "sep_token_id": ids[-1]}
+    if config.model_type in ("flaubert", "xlm"):  # XLM-style configs also name unk and mask
+        wanted |= {"unk_index": tokenizer.unk_token_id, "mask_index": tokenizer.mask_token_id}
+    bad = [f"{key}={getattr(config, key)} but tokenizer has {want}" for key, want in wanted.items()
+           if getattr(config, key, None) is not None and getattr(config, key) != want]
+    if ids[0] not in tokenizer.all_special_ids:
+        bad.append(f"the tokenizer puts no special token first ({tokenizer.convert_ids_to_tokens(ids[:1])}): "
+                   "there is no first-token vector to study")
     if config.vocab_size < len(tokenizer):
         bad.append(f"vocab_size={config.vocab_size} < tokenizer size {len(tokenizer)}")
     if bad:
         raise EncoderError(f"encoders: {config.model_type} config and tokenizer disagree: {'; '.join(bad)}")
+
+
+def check_family(config: PretrainedConfig, source: str | Path) -> None:
+    """One line when ``source`` is not an encoder this study can read: transformers must have a masked-LM
+    class (an encoder, not a decoder) and a sequence-classification head for its model type."""
+    missing = [what for what, names in (("masked-LM class (an encoder)", MASKED_LM),
+                                        ("sequence-classification head", CLASSIFIERS))
+               if config.model_type not in names]
+    if missing:
+        raise EncoderError(f"encoders: {source}: model type {config.model_type!r} has no {' and no '.join(missing)} "
+                           f"in transformers {transformers.__version__}: it is not an encoder this study reads "
+                           "(BERT, RoBERTa, XLM-R, CamemBERT, XLM, FlauBERT, DistilBERT, ELECTRA, DeBERTa-v2, "
+                           "ModernBERT...)")
 
 
 def build_config(arch: str, encoder: Encoder, tokenizer) -> PretrainedConfig:

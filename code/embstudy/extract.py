@@ -31,7 +31,8 @@ runs that were not fine-tuned):
   reviews (for CKA);
   ``train_label, train_domain, train_idx`` and the same for ``test``, in split order.
 * ``run.json`` — model, ``runs`` (variant, seed, npz file, checkpoint relative to the repository),
-  hidden states (layers + 1), hidden size, and the ``extract`` params used.
+  hidden states (layers + 1), hidden size, ``first_token`` (what the tokenizer puts first: ``[CLS]``, ``<s>``),
+  and the ``extract`` params used.
 * ``timing.json`` — per run wall seconds, tokens, reviews, tokens/s, device (the one
   non-deterministic file).
 """
@@ -295,7 +296,8 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
     listed = [dict(r, source=os.path.relpath(r["source"], paths.ROOT)
                    if Path(r["source"]).is_relative_to(paths.ROOT) else r["source"])
               for r in todo]  # run.json stays the same in another clone
-    tables, timing, meta = [], {}, {"model": name, "runs": listed}
+    first = encoders.load_tokenizer(todo[0]["source"]).convert_ids_to_tokens(ids["test"][0][0])
+    tables, timing, meta = [], {}, {"model": name, "runs": listed, "first_token": first}
     labels = {f"{s}_{c}": np.asarray(tokens[s][c]) for s in ("train", "test") for c in ("label", "domain", "idx")}
     with files.atomic_dir(out) as tmp:
         for run in todo:

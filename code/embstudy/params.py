@@ -36,6 +36,7 @@ class Synth(Strict):
 
 class Data(Strict):
     source: str  # a Webis-CLS-10 tarball or directory
+    language: Literal["de", "en", "fr", "jp"]  # the part of Webis-CLS-10 read
     synth: Synth
 
 
@@ -56,7 +57,7 @@ class Encoder(Strict):
 
 
 class Model(Strict):
-    arch: Literal["camembert", "flaubert"]
+    arch: Literal["camembert", "flaubert"] | None = None  # the demo's own encoders' family; hub models need none
     checkpoint: str | None  # a folder here (checkpoints/<name>), a hub id, or None: pre-trained from scratch
     encoder: Encoder | None = None
     finetune_lr: float | None = Field(default=None, gt=0, lt=1)  # None: finetune.lr
@@ -119,7 +120,7 @@ class Summary(Strict):
 
 
 class Params(Strict):
-    profile: Literal["demo", "paper"]
+    profile: Literal["demo", "paper", "multilingual", "english"]
     data: Data
     prepare: Prepare
     tokenize: Tokenize
@@ -168,18 +169,21 @@ def cross_checks(p: Params) -> list[str]:
     out = [f"finetune.seeds: repeated seed in {p.finetune.seeds}"] if len(set(p.finetune.seeds)) < len(
         p.finetune.seeds) else []
     for name, m in p.models.items():
-        if m.checkpoint is None and m.encoder is None:
-            out.append(f"models.{name}: needs a checkpoint or an encoder spec to pre-train")
+        if m.checkpoint is None and (m.encoder is None or m.arch is None):
+            out.append(f"models.{name}: needs a checkpoint, or an arch and an encoder spec to pre-train")
         elif looks_local(m.checkpoint) and not (paths.ROOT / m.checkpoint).is_dir():
             out.append(f"models.{name}.checkpoint: no folder {m.checkpoint} in the repository")
         elif m.encoder is not None and m.checkpoint is None:
             if m.encoder.hidden % m.encoder.heads:
                 out.append(f"models.{name}.encoder: hidden {m.encoder.hidden} is not a multiple of heads "
                            f"{m.encoder.heads}")
-            deepest = max(p.probe.layers) if isinstance(p.probe.layers, list) and p.probe.layers else 0
-            if deepest > m.encoder.layers:
-                out.append(f"probe.layers: layer {deepest} is past models.{name}'s {m.encoder.layers} layers")
+            listed = p.probe.layers if isinstance(p.probe.layers, list) and p.probe.layers else [0]
+            if min(listed) > m.encoder.layers:  # the probe stage leaves out only the layers past a model's depth
+                out.append(f"probe.layers: every listed layer is past models.{name}'s {m.encoder.layers} layers")
     if (paths.ROOT / p.data.source).resolve() == paths.SYNTH_TARBALL.resolve():  # sizes known before any work
+        if p.data.language != "fr":
+            out.append(f"data.language = {p.data.language}: the synth stage's demo corpus is French only; point "
+                       "data.source at a Webis-CLS-10 tarball (data/cls-acl10-unprocessed.tar.gz: `make data`)")
         per_split, unlabeled = 6 * p.data.synth.labelled_per_class, 3 * p.data.synth.unlabeled_per_domain
         sizes = {"finetune.train_size": p.finetune.train_size, "finetune.test_size": p.finetune.test_size,
                  **{f"extract.{k}": v for k, v in p.extract.model_dump().items() if k.endswith("_sentences")}}

@@ -64,16 +64,20 @@ def load_cls(folder: Path) -> list[tuple[dict, dict[str, np.ndarray]]]:
     return out
 
 
-def check_layers(wanted, states: int) -> list[int]:
-    """Hidden-state indices to probe: ``all`` or a list within 0..states - 1."""
+def check_layers(wanted, states: int, logger=None) -> list[int]:
+    """Hidden-state indices to probe: ``all``, or the listed ones this model has (a list names the original
+    study's 12-layer grid; a shallower model beside deeper ones is probed where it has those layers)."""
     if wanted == "all":
         return list(range(states))
-    if not wanted:
-        fail("probe.layers is an empty list: name hidden states or write all")
-    bad = [k for k in wanted if not 0 <= k < states]
-    if bad:
-        fail(f"probe.layers: layer {bad[0]} out of range 0..{states - 1} (embeddings + {states - 1} layers)")
-    return sorted(set(wanted))
+    if not wanted or min(wanted) < 0:
+        fail(f"probe.layers {wanted}: name hidden states 0, 1, ... or write all")
+    kept = sorted({k for k in wanted if k < states})
+    if not kept:
+        fail(f"probe.layers {wanted}: none within 0..{states - 1} (embeddings + {states - 1} layers)")
+    if len(kept) < len(set(wanted)) and logger:
+        logger.warning("probe.layers %s: this model has hidden states 0..%d only: probing %s", wanted, states - 1,
+                       kept)
+    return kept
 
 
 def glorot(fan_in: int, fan_out: int, *shape: int) -> nn.Parameter:
@@ -231,7 +235,7 @@ def probe(name: str, folder: Path, cfg: params.Probe, out: Path, metrics_json: P
     """Every output of the stage for ``name`` from extract's ``folder`` (see the module docstring)."""
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
     data = load_cls(folder)
-    layers = check_layers(cfg.layers, data[0][1]["test"].shape[1])
+    layers = check_layers(cfg.layers, data[0][1]["test"].shape[1], logger)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     accuracy, curves, predictions, cones_, separation = probe_runs(data, layers, cfg, device)
     accuracy.insert(0, "model", name)

@@ -1,10 +1,11 @@
-"""Read the French part of Webis-CLS-10 (FLUE-CLS) from its tarball or an unpacked folder.
+"""Read one language of Webis-CLS-10 (French: FLUE-CLS) from its tarball or an unpacked folder.
 
-Reads ``cls-acl10-unprocessed/fr/{books,dvd,music}/{train,test,unlabeled}.review``: a header
+Reads ``cls-acl10-unprocessed/<language>/{books,dvd,music}/{train,test,unlabeled}.review`` (language
+``de``, ``en``, ``fr`` or ``jp``): a header
 line, then ``<item>`` blocks of ``<field>value</field>`` (not valid XML: parsed with regexes).
 FLUE's rules: label 1 if int(rating) > 3, 0 if < 3, rating-3 reviews dropped; every unlabeled
 review kept with label -1. The text is the ``<text>`` field cleaned by :func:`clean_text`.
-Writes nothing; the prepare stage calls ``read_reviews(source)``.
+Writes nothing; the prepare stage calls ``read_reviews(source, language)``.
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ import pandas as pd
 
 log = logging.getLogger("embstudy.reader")
 
+LANGUAGES = ("de", "en", "fr", "jp")
 DOMAINS = ("books", "dvd", "music")
 SPLITS = ("train", "test", "unlabeled")
 TOP = "cls-acl10-unprocessed"
 COLUMNS = ["split", "domain", "text", "label", "rating"]
-MEMBER = re.compile(r"(?:^|/)fr/(books|dvd|music)/(train|test|unlabeled)\.review$")
+MEMBER = re.compile(r"(?:^|/)(de|en|fr|jp)/(books|dvd|music)/(train|test|unlabeled)\.review$")
 FIELD = re.compile(r"<(\w+)\s*/>|<(\w+)>(.*?)</\2>", re.S)  # <location\n/> or <name>value</name>
 WRAPPER = re.compile(r"<(?!/?item>)[^<>]*>")  # a root element such as <items> may wrap the items
 URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
@@ -46,6 +48,16 @@ def clean_text(text: str) -> str:
     while text != previous:  # removing a tag or URL can expose another one
         previous, text = text, URL.sub(" ", TAG.sub(" ", text))
     return re.sub(" {2,}", " ", text).strip()
+
+
+def length_unit(language: str) -> str:
+    """What a review's length counts: words, or characters where spaces do not separate words (Japanese)."""
+    return "characters" if language == "jp" else "words"
+
+
+def lengths(texts: pd.Series, language: str) -> pd.Series:
+    """Each text's length in :func:`length_unit`."""
+    return texts.str.len() if length_unit(language) == "characters" else texts.str.split().str.len()
 
 
 def _snip(text: str) -> str:
@@ -131,42 +143,46 @@ def file_rows(data: bytes, name: str, split: str, domain: str, skipped: dict | N
     return rows
 
 
-def _read_tar(path: Path, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+def _read_tar(path: Path, language: str, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     found = {}
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:  # streamed in archive order, nothing extracted to disk
                 m = MEMBER.search(member.name)
-                if m and member.isfile() and (m[1], m[2]) in wanted and (m[1], m[2]) not in found:
-                    found[m[1], m[2]] = tar.extractfile(member).read()
+                key = m and (m[2], m[3])
+                if m and m[1] == language and member.isfile() and key in wanted and key not in found:
+                    found[key] = tar.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         why = " ".join(str(e).split())
         raise ReviewFormatError(f"{path.name}: not a readable tar archive ({why})") from None
     return found
 
 
-def _read_dir(path: Path, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+def _read_dir(path: Path, language: str, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     root = path / TOP if (path / TOP).is_dir() else path  # the folder holding the layout, or the layout
-    files = {(d, s): root / "fr" / d / f"{s}.review" for d, s in wanted}
+    files = {(d, s): root / language / d / f"{s}.review" for d, s in wanted}
     return {key: f.read_bytes() for key, f in files.items() if f.is_file()}
 
 
-def read_reviews(source: str | Path, splits: tuple[str, ...] = SPLITS) -> pd.DataFrame:
-    """One row per kept review: split, domain, text, label (1/0, -1 unlabeled), rating; in file order."""
+def read_reviews(source: str | Path, language: str = "fr", splits: tuple[str, ...] = SPLITS) -> pd.DataFrame:
+    """One row per kept review of ``language``: split, domain, text, label (1/0, -1 unlabeled), rating; in
+    file order."""
     source, unknown = Path(source), sorted(set(splits) - set(SPLITS))
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; expected some of {SPLITS}")
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; Webis-CLS-10 has {LANGUAGES}")
     if not source.exists():
         raise SourceMissingError(f"{source}: not found; get the real corpus with `dvc update data.dvc` "
                                  "or use the demo profile (`dvc repro synth` writes its synthetic corpus)")
     wanted = [(d, s) for s in splits for d in DOMAINS]
-    found = _read_dir(source, wanted) if source.is_dir() else _read_tar(source, wanted)
-    missing = [f"fr/{d}/{s}.review" for d, s in wanted if (d, s) not in found]
+    found = (_read_dir if source.is_dir() else _read_tar)(source, language, wanted)
+    missing = [f"{language}/{d}/{s}.review" for d, s in wanted if (d, s) not in found]
     if missing:
         raise ReviewFormatError(f"{source.name}: missing {', '.join(missing)} (expected under {TOP}/)")
     rows, skipped = [], {s: {"neutral": 0, "empty": 0} for s in splits}
     for domain, split in wanted:
-        name = f"{TOP}/fr/{domain}/{split}.review"
+        name = f"{TOP}/{language}/{domain}/{split}.review"
         rows += file_rows(found[domain, split], name, split, domain, skipped[split])
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "int64", "rating": "float64"})
     frame.attrs["skipped"] = skipped

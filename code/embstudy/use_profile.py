@@ -1,8 +1,8 @@
 """Switch ``params.yaml`` to another profile: write an override file's values over it.
 
 ``python -m embstudy.use_profile conf/paper.yaml`` merges the file's keys into
-``params.yaml`` in place, keeping its comments and every key it does not name,
-after checking that the result is valid params. ``git checkout params.yaml``
+``params.yaml`` in place, keeping its comments and every key it does not name (but ``models``, which the
+profile's replace whole), after checking that the result is valid params. ``git checkout params.yaml``
 returns to the committed (demo) profile.
 """
 from __future__ import annotations
@@ -16,13 +16,17 @@ from ruamel.yaml import YAML
 from embstudy import files, params, paths
 
 
-def merge(base, override) -> None:
-    """Write ``override``'s leaves into the round-trip mapping ``base``, in place."""
+def merge(base, override, top: bool = True) -> None:
+    """Write ``override``'s leaves into the round-trip mapping ``base``, in place; a profile's ``models``
+    replace params.yaml's whole (a profile names its own models)."""
     for key, value in override.items():
         if key not in base:
             raise params.ParamsError(f"profile override names {key!r}, which params.yaml does not have")
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            merge(base[key], value)
+        if top and key == "models":  # every key dvc.yaml names per model (models.<m>.finetune_lr...) is written
+            base[key] = {name: {"checkpoint": None, "encoder": None, "finetune_lr": None} | dict(model)
+                         for name, model in value.items()}
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            merge(base[key], value, top=False)
         else:
             base[key] = value
 

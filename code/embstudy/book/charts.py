@@ -1,7 +1,8 @@
 """The book's charts: Altair specs, one function per figure of the chapters.
 
 Each chart function takes one tidy frame from :mod:`embstudy.book.data` and returns an Altair chart;
-a frame holding several models is faceted by model. Colours are fixed per variant across charts (the random
+a frame holding several models is faceted by model, each panel on the model's own layer axis (models of
+different depths sit side by side). Colours are fixed per variant across charts (the random
 control in grays); clicking a legend entry highlights it in HTML. How the charts are shown (interactive in
 HTML, static in PDF, offline) is :mod:`embstudy.book.render`'s business; importing this module changes no
 global Altair state.
@@ -58,9 +59,11 @@ def _box_width(df: pd.DataFrame) -> float:
 
 
 def _by_model(chart, df: pd.DataFrame, **resolve):
-    """One row per model when the frame holds several (data moved to the facet, as layered facets need)."""
+    """One row per model when the frame holds several (data moved to the facet, as layered facets need), each
+    with its own layer axis (models of different depths)."""
     if df["model"].nunique() == 1:
         return chart
+    resolve = {"x": "independent"} | resolve
     return chart.facet(row=alt.Row("model:N", title=None), data=df).resolve_scale(**resolve)
 
 
@@ -115,7 +118,7 @@ def layer_change(df: pd.DataFrame) -> alt.Chart:
     zero = alt.Chart().mark_rule(color="gray", strokeDash=[3, 3]).encode(y=alt.datum(0))
     return alt.layer(line, zero, data=df).properties(width=250, height=150).facet(
         row=alt.Row("measure:N", title=None), column=alt.Column("model:N", title=None),
-    ).resolve_scale(y="independent")
+    ).resolve_scale(x="independent", y="independent")
 
 
 def _rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -153,7 +156,7 @@ def accuracy_lines(df: pd.DataFrame) -> alt.Chart:
         y="mean(accuracy):Q", tooltip=[alt.Tooltip("mean(accuracy):Q", format=".2%", title="majority class")],
     ).transform_filter(alt.datum.probe == "majority")
     return alt.layer(lines, majority, data=df).properties(width=300, height=230).facet(
-        column=alt.Column("model:N", title=None))
+        column=alt.Column("model:N", title=None)).resolve_scale(x="independent")
 
 
 def cones(df: pd.DataFrame) -> alt.Chart:
@@ -179,7 +182,7 @@ def convergence(df: pd.DataFrame) -> alt.Chart:
     ).add_params(pick).properties(width=260, height=150).facet(
         row=alt.Row("measure:N", title=None, sort=list(dict.fromkeys(df["measure"]))),  # in the frame's order
         column=alt.Column("model:N", title=None),
-    ).resolve_scale(y="independent")
+    ).resolve_scale(x="independent", y="independent")
 
 
 def grid_comparison(df: pd.DataFrame) -> alt.Chart:
@@ -238,11 +241,11 @@ def corpus_counts(df: pd.DataFrame) -> alt.Chart:
 
 
 def lengths(df: pd.DataFrame) -> alt.Chart:
-    """Histogram of the labelled reviews' lengths in words, stacked by domain."""
+    """Histogram of the labelled reviews' lengths (in ``df.unit``: words or characters), stacked by domain."""
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("words_from:Q", bin="binned", title="words per review"), x2="words_to:Q",
+        x=alt.X("length_from:Q", bin="binned", title=f"{df['unit'].iloc[0]} per review"), x2="length_to:Q",
         y=alt.Y("sum(reviews):Q", title="reviews"), color="domain:N",
-        tooltip=["split", "domain", "words_from", "words_to", "reviews"],
+        tooltip=["split", "domain", "length_from", "length_to", "reviews"],
     ).properties(width=260, height=160).facet(column=alt.Column("split:N", title=None, sort="descending"))
 
 
@@ -264,20 +267,21 @@ def probe_intervals(df: pd.DataFrame) -> alt.Chart:
     """Probe accuracy by layer with its interval, a line per variant (control in grays), a panel per model
     and probe."""
     return _band(df, "accuracy", "test accuracy", ".1%").properties(width=250, height=170).facet(
-        row=alt.Row("probe:N", title=None), column=alt.Column("model:N", title=None))
+        row=alt.Row("probe:N", title=None), column=alt.Column("model:N", title=None)).resolve_scale(x="independent")
 
 
 def geometry_intervals(df: pd.DataFrame) -> alt.Chart:
     """Cosine measures by layer with intervals: a row per measure, a column per model."""
     return _band(df, "value", None, ".3f").properties(width=250, height=140).facet(
         row=alt.Row("measure:N", title=None, sort=list(dict.fromkeys(df["measure"]))),
-        column=alt.Column("model:N", title=None)).resolve_scale(y="independent")
+        column=alt.Column("model:N", title=None)).resolve_scale(x="independent", y="independent")
 
 
 def cka_lines(df: pd.DataFrame) -> alt.Chart:
     """Same-layer linear CKA of each fine-tuned epoch with its start, with intervals, per model."""
     chart = _band(df, "CKA", "linear CKA with the start", ".3f")
-    return chart.properties(width=250, height=170).facet(column=alt.Column("model:N", title=None))
+    return chart.properties(width=250, height=170).facet(column=alt.Column("model:N", title=None)).resolve_scale(
+        x="independent")
 
 
 def cka_map(df: pd.DataFrame) -> alt.Chart:
@@ -288,7 +292,8 @@ def cka_map(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("cka:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="CKA"),
         tooltip=["model", "variant", "layer_from", "layer_to", alt.Tooltip("cka:Q", format=".3f")],
     ).properties(width=120, height=120).facet(row=alt.Row("model:N", title=None),
-                                              column=alt.Column(VARIANT, sort=in_order(df), title=None))
+                                              column=alt.Column(VARIANT, sort=in_order(df), title=None)
+                                              ).resolve_scale(x="independent", y="independent")
 
 
 def domain_bars(df: pd.DataFrame) -> alt.Chart:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embstudy import params, paths, variants
+from embstudy import params, paths, reader, variants
 from embstudy.book.fmt import pct
 from embstudy.book.provenance import _note, relative, sourced
 
@@ -30,7 +30,14 @@ PROFILES = {
     "paper": ("callout-note", "Paper profile", (
         "The real study: FLUE-CLS (French Amazon reviews) with the hub checkpoints camembert-base and "
         "flaubert/flaubert_base_cased, the original study's sizes.")),
+    "multilingual": ("callout-note", "Multilingual profile", (
+        "The study's method on the {language} Amazon reviews of Webis-CLS-10, with the hub checkpoints "
+        "{checkpoints}, at the paper profile's sizes. The original study covered CamemBERT and FlauBERT.")),
+    "english": ("callout-note", "English profile", (
+        "The study's method on the {language} Amazon reviews of Webis-CLS-10, with the hub checkpoints "
+        "{checkpoints}, at the paper profile's sizes. The original study covered French only.")),
 }
+LANGUAGES = {"de": "German", "en": "English", "fr": "French", "jp": "Japanese"}
 
 
 @functools.cache
@@ -45,6 +52,8 @@ def models() -> list[str]:
 def callout() -> str:
     """The profile callout every chapter opens with (print it from an ``output: asis`` cell)."""
     kind, title, text = PROFILES[config().profile]
+    text = text.format(language=LANGUAGES[config().data.language],
+                       checkpoints=", ".join(m.checkpoint or name for name, m in config().models.items()))
     return f'::: {{.{kind} title="{title}"}}\n{text}\n:::\n'
 
 
@@ -57,6 +66,13 @@ def run_list(model: str | None = None) -> list[dict]:
     """The runs extract read for ``model`` (the first model by default), from its ``run.json``: variant, seed,
     npz file, checkpoint. The book's list of seeds and epochs comes from here, not from params.yaml."""
     return _json(paths.extracted(model or models()[0]) / paths.RUN_LIST)["runs"]
+
+
+def first_tokens() -> str:
+    """Markdown: what each model's tokenizer puts first, the token whose vector the probes read, as
+    "`<s>` for camembert, `[CLS]` for bert" (print it from an ``output: asis`` cell)."""
+    tokens = {m: _json(paths.extracted(m) / paths.RUN_LIST)["first_token"] for m in models()}
+    return ", ".join(f"`{t}` for {m}" for m, t in tokens.items())
 
 
 def seeds() -> list[int]:
@@ -128,26 +144,31 @@ def layer_change() -> pd.DataFrame:
 
 @sourced
 def corpus() -> pd.DataFrame:
-    """Every review of the prepared corpus: split, domain, label (1, 0, -1 unlabeled), words, text."""
+    """Every review of the prepared corpus: split, domain, label (1, 0, -1 unlabeled), text, length and its
+    unit (words; characters for Japanese, which does not separate words by spaces)."""
     from datasets import load_from_disk
 
     frames = []
     _note(paths.CORPUS)
+    language = config().data.language
     for split, ds in load_from_disk(str(paths.CORPUS)).items():
         frame = ds.select_columns(["text", "label", "domain"]).to_pandas()
-        frames.append(frame.assign(split=split, words=frame["text"].str.split().str.len()))
+        frames.append(frame.assign(split=split, length=reader.lengths(frame["text"], language),
+                                   unit=reader.length_unit(language)))
     return pd.concat(frames, ignore_index=True)
 
 
 @sourced
 def lengths(bins: int = 30) -> pd.DataFrame:
-    """Labelled reviews per (split, domain, bin of length in words), common bins up to the 99th percentile."""
+    """Labelled reviews per (split, domain, bin of length), common bins up to the 99th percentile; ``unit``
+    says what the length counts."""
     frame = corpus()
     frame = frame[frame["split"] != "unlabeled"]
-    edges = np.linspace(0, frame["words"].quantile(0.99), bins + 1)
-    frame = frame.assign(bin=np.clip(np.digitize(frame["words"], edges) - 1, 0, bins - 1))
+    edges = np.linspace(0, frame["length"].quantile(0.99), bins + 1)
+    frame = frame.assign(bin=np.clip(np.digitize(frame["length"], edges) - 1, 0, bins - 1))
     out = frame.groupby(["split", "domain", "bin"]).size().rename("reviews").reset_index()
-    return out.assign(words_from=edges[out["bin"]].round(), words_to=edges[out["bin"] + 1].round())
+    return out.assign(length_from=edges[out["bin"]].round(), length_to=edges[out["bin"] + 1].round(),
+                      unit=frame["unit"].iloc[0])
 
 
 @sourced
@@ -384,12 +405,13 @@ def cka_map() -> pd.DataFrame:
 
 
 @sourced
-def cls_scale(variant: str, layer: int, n: int = 500) -> pd.DataFrame:
-    """Per model, the scale and direction of ``variant``'s first-token vectors at ``layer`` (first ``n`` train
-    reviews): mean norm, per-dimension std, mean cosine between two reviews' vectors (anisotropy), and the gap
-    between the two class means, as a share of the mean norm and in units of the per-dimension std."""
+def cls_scale(variant: str, layer: int, n: int = 500, only: str | None = None) -> pd.DataFrame:
+    """Per model (or ``only`` that one: models differ in depth), the scale and direction of ``variant``'s
+    first-token vectors at ``layer`` (first ``n`` train reviews): mean norm, per-dimension std, mean cosine
+    between two reviews' vectors (anisotropy), and the gap between the two class means, as a share of the mean
+    norm and in units of the per-dimension std."""
     rows = []
-    for m in models():
+    for m in [only] if only else models():
         _note(paths.extracted(m) / paths.cls_file(variant, None))
         with np.load(paths.extracted(m) / paths.cls_file(variant, None)) as npz:
             x, y = npz["train"][:n, layer].astype(np.float64), npz["train_label"][:n]  # (n, hidden)

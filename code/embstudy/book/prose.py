@@ -40,7 +40,7 @@ def examples(per_cell: int = 1, chars: int = 280) -> str:
         text = r.text if len(r.text) <= chars else r.text[:chars].rsplit(" ", 1)[0] + " …"
         text = re.sub(r"([\\`*_\[\]<>#|@])", r"\\\1", text)
         label = "positive" if r.label == 1 else "negative"
-        out.append(f"> **{r.domain}, {label}** ({r.words} words): {text}\n")
+        out.append(f"> **{r.domain}, {label}** ({r.length} {r.unit}): {text}\n")
     return "\n".join(out)
 
 
@@ -162,7 +162,7 @@ def seed_probe_note() -> str:
         majority = acc.loc[(acc["model"] == m) & (acc["probe"] == "majority"), "accuracy"].iloc[0]
         if at[head]["lo"] > majority:
             continue
-        g = _at(cls_scale(variants.PRETRAINED, layer), model=m)
+        g = _at(cls_scale(variants.PRETRAINED, layer, only=m), model=m)
         shared = "nearly one direction" if g["cosine"] > 0.8 else "a common direction in part"
         why = ("The class signal is there but small beside what the vectors share: a regression that "
                "standardises each dimension finds it, a single unit trained on the raw vectors for "
