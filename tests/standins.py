@@ -83,7 +83,7 @@ def family_tokenizer(family: str, texts: list[str], folder: Path):
     """The family's tokenizer files written into ``folder`` as the hub has them (vocab.txt, vocab.json +
     merges.txt, a SentencePiece model; tokenizer.json for ModernBERT) with a tokenizer_config.json naming the
     class, then loaded back by AutoTokenizer from those files."""
-    config_cls, tokenizer_cls, specials = FAMILIES[family]
+    _, tokenizer_cls, specials = FAMILIES[family]
     if family == "modernbert":
         modernbert_tokenizer(texts).save_pretrained(folder)
     elif family == "roberta":

@@ -71,7 +71,8 @@ def fetch(root: Path = paths.ROOT, dvcfile: str = "data.dvc") -> str:
             f"data: {urlparse(url).hostname} cannot be reached from here (no network?), so {tarball.name} "
             f"cannot be downloaded. Download {url} where the internet is reachable, put it at "
             f"{tarball.relative_to(root)} and run `make data` again: it records the file's md5 in data.dvc.")
-    subprocess.run(["dvc", "update", dvcfile], cwd=root, check=True)
+    if subprocess.run(["dvc", "update", dvcfile], cwd=root).returncode:
+        raise FetchError(f"data: `dvc update {dvcfile}` failed (its error is above)")
     return f"{tarball.name}: downloaded and recorded by dvc update"
 
 
