@@ -38,6 +38,14 @@ FAMILIES = {
 ALL = ("camembert", "flaubert", *FAMILIES)
 
 
+def vocab_stub(folder: Path, size: int) -> None:
+    """A WordPiece tokenizer of ``size`` ids in ``folder``, ``[CLS]`` at id 0: for encoders built from a config
+    alone, read by stages that load a checkpoint's tokenizer (extract names the first token from it)."""
+    words = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"] + [f"w{i}" for i in range(size - 5)]
+    (folder / "vocab.txt").write_text("".join(w + "\n" for w in words))
+    (folder / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}')
+
+
 def wordpiece(texts: list[str], folder: Path) -> Path:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)

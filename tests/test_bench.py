@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import CamembertConfig, CamembertModel
 
+import standins
 from embstudy import extract, geometry, params
 from embstudy.bench import report, seed_method, timing
 
@@ -106,6 +107,7 @@ def test_memory_child_runs_extract_with_the_committed_params(model, tmp_path, ca
 
     DatasetDict(train=split(), test=split()).save_to_disk(str(tmp_path / "tokens"))
     model.save_pretrained(tmp_path / "model")
+    standins.vocab_stub(tmp_path / "model", model.config.vocab_size)
     timing.memory_child(str(tmp_path / "model"), str(tmp_path), n)
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["peak_mb"] >= printed["before_extract_mb"] > 0

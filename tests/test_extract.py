@@ -12,6 +12,7 @@ from datasets import Dataset, DatasetDict
 from transformers import (AutoModelForSequenceClassification, CamembertConfig, CamembertForMaskedLM,
                           CamembertModel, FlaubertConfig, FlaubertWithLMHeadModel)
 
+import standins
 from embstudy import extract, geometry, params
 
 CFG = params.Extract(batch_size=4, cos_sentences=6, cov_sentences=8, erank_sentences=4, erank_tokens=12,
@@ -35,10 +36,7 @@ def encoders(request, tmp_path_factory):
     torch.manual_seed(0)
     mlm = (CamembertForMaskedLM if arch == "camembert" else FlaubertWithLMHeadModel)(config(arch))
     mlm.save_pretrained(root / "pretrained")
-    # a WordPiece vocabulary with [CLS] at id 0, the first id of every review below: run.json names it
-    words = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
-    (root / "pretrained" / "vocab.txt").write_text("".join(w + "\n" for w in words))
-    (root / "pretrained" / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}')
+    standins.vocab_stub(root / "pretrained", VOCAB)  # [CLS] at id 0, the first id of every review: run.json names it
     AutoModelForSequenceClassification.from_config(config(arch)).save_pretrained(root / "epoch-1")
     return {"pretrained": str(root / "pretrained"), "epoch-1": str(root / "epoch-1")}
 
