@@ -117,7 +117,8 @@ def build(family: str, texts: list[str], folder: Path, layers: int = 2) -> Path:
         return folder
     tokenizer = family_tokenizer(family, texts, folder)
     ids = {"pad_token_id": tokenizer.pad_token_id}
-    first, last = tokenizer("a")["input_ids"][0], tokenizer("a")["input_ids"][-1]
+    ids_of_a = tokenizer("a")["input_ids"]
+    first, last = ids_of_a[0], ids_of_a[-1]
     if family in ("roberta", "xlm-roberta", "modernbert"):
         ids |= {"bos_token_id": first, "eos_token_id": last}
     if family == "modernbert":
