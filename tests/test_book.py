@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -166,6 +167,25 @@ def test_a_failing_cell_stops_the_build_naming_the_chapter(tmp_path):
     with pytest.raises(SystemExit, match=r"report/m.qmd: a cell failed: ZeroDivisionError"):
         preview.build_preview(root, root / "_book" / "preview", {"demo"})
     assert not (root / "_book" / "preview").exists()  # nothing half-written
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again_once(tmp_path, monkeypatch):
+    root = write_book(tmp_path, QUARTO)
+    started, real = [], preview.NotebookClient
+
+    def execute(nb, **kw):  # the first kernel of each chapter dies; a second death is not retried
+        started.append(nb)
+        if sum(n is nb for n in started) == 1 or "die twice" in nb.cells[-1].source:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        real(nb, **kw).execute()
+
+    monkeypatch.setattr(preview, "NotebookClient", lambda nb, **kw: SimpleNamespace(execute=lambda: execute(nb, **kw)))
+    out = preview.build_preview(root, root / "_book" / "preview", {"demo"})
+    assert "<pre>42\n</pre>" in (out / "report" / "m.html").read_text()
+    assert len(started) == 2 * len(preview.Book(root, {"demo"}).chapters)
+    root = write_book(tmp_path / "again", dict(QUARTO, **{"report/m.qmd": "# M\n\n```{python}\n'die twice'\n```\n"}))
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        preview.build_preview(root, root / "_book" / "preview", {"demo"})
 
 
 # --- the real book -------------------------------------------------------------------------------

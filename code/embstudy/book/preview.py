@@ -188,7 +188,13 @@ class Book:
         nb, folder = nbformat.v4.new_notebook(cells=cells), (self.root / chapter["src"]).parent
         try:
             where_to_run = {"metadata": {"path": str(folder)}}
-            NotebookClient(nb, kernel_name=kernel, timeout=600, resources=where_to_run).execute()
+            try:
+                NotebookClient(nb, kernel_name=kernel, timeout=600, resources=where_to_run).execute()
+            except RuntimeError as e:  # a kernel died while starting, once, beside a loaded test suite
+                if "Kernel died before replying" not in str(e):
+                    raise
+                log.warning("book: %s: the kernel died while starting; starting another", chapter["src"])
+                NotebookClient(nb, kernel_name=kernel, timeout=600, resources=where_to_run).execute()
         except CellExecutionError as e:
             log.error("%s", e)
             raise SystemExit(f"book: {chapter['src']}: a cell failed: {e.ename}: {e.evalue}") from None
