@@ -147,7 +147,7 @@ def test_missing_files_are_listed(tmp_path):
 
 
 def test_missing_source_says_how_to_get_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc update data.dvc.*demo profile"):
+    with pytest.raises(FileNotFoundError, match="`make data`.*demo profile"):
         reader.read_reviews(tmp_path / "nowhere.tar.gz")
 
 

@@ -173,9 +173,9 @@ def run(name: str, source: str, cfg: Finetune, seed: int, tokens: DatasetDict, c
         early = check_gates(name, epochs, tfidf, cfg) if gates else collapsed(epochs, cfg)
         np.save(paths.hits(tmp), hits)  # for the summary's intervals over test reviews
     if early:
-        logger.warning("%s seed %d: epochs %s still predict one class for > %.0f%% of test reviews", name, seed,
-                       early, 100 * cfg.max_majority_share)
-    logger.info("%s seed %d: accuracy per epoch %s, TF-IDF %.3f, %.0f s", name, seed,
+        logger.warning("%s %s: epochs %s still predict one class for > %.0f%% of test reviews", name,
+                       out_dir.name, early, 100 * cfg.max_majority_share)
+    logger.info("%s %s: accuracy per epoch %s, TF-IDF %.3f, %.0f s", name, out_dir.name,  # seed-42, control
                 [round(e["eval_accuracy"], 3) for e in epochs], tfidf, time.perf_counter() - start)
     final = epochs[-1]
     return {"epochs": epochs, "accuracy": final["eval_accuracy"], "f1": final["eval_f1"],

@@ -173,8 +173,8 @@ def read_reviews(source: str | Path, language: str = "fr", splits: tuple[str, ..
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; Webis-CLS-10 has {LANGUAGES}")
     if not source.exists():
-        raise SourceMissingError(f"{source}: not found; get the real corpus with `dvc update data.dvc` "
-                                 "or use the demo profile (`dvc repro synth` writes its synthetic corpus)")
+        raise SourceMissingError(f"{source}: not found; get the real corpus with `make data` (it "
+                                 "downloads it, or records one put there by hand) or use the demo profile (`dvc repro synth` writes its synthetic corpus)")
     wanted = [(d, s) for s in splits for d in DOMAINS]
     found = (_read_dir if source.is_dir() else _read_tar)(source, language, wanted)
     missing = [f"{language}/{d}/{s}.review" for d, s in wanted if (d, s) not in found]
