@@ -3,7 +3,7 @@ to end on three of them, an unsupported family, and the corpus step without the 
 
 The stand-ins (``standins.py``) are tiny random masked LMs with tokenizers in their families' real file formats.
 The pipeline test lays three of them out as a local hub cache (``bert-base-uncased``, ``roberta-base`` and a
-shallower DeBERTa-v2, ``microsoft/deberta-v3-xsmall``), puts an English corpus in the real Webis-CLS-10 layout
+shallower DeBERTa-v2, ``microsoft/deberta-v3-xsmall``), puts synth's English corpus in the real Webis-CLS-10 layout
 where ``data.dvc`` expects the tarball, records it with ``python -m embstudy.fetch`` (``make data``), and runs
 ``conf/english.yaml`` at micro sizes with the network cut: ``dvc repro`` and the book preview.
 """
@@ -19,11 +19,13 @@ import torch
 import yaml
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-import english_fixture
 import french_fixture
 import standins
 from conftest import MICRO, copy_repo, env_for, offline
-from embstudy import encoders, extract, params
+from embstudy import encoders, extract, params, synth
+
+ENGLISH = params.Synth(seed=3, labelled_per_class=30, unlabeled_per_domain=60, label_noise=0.08, negation_rate=0.15,
+                       contrast_rate=0.1)  # synth's English corpus: the tarball a user downloads, at micro sizes
 
 EXTRACT = params.Extract(batch_size=4, cos_sentences=4, cov_sentences=4, erank_sentences=4, erank_tokens=8,
                          baseline_sentences=4, hist_bins=10, cka_sentences=10)
@@ -101,7 +103,7 @@ def english_repo(tmp_path_factory, texts) -> Path:
         folder = standins.build(FAMILY[name], texts, tmp / "standins" / name, layers=DEPTH[name])
         standins.cache_snapshot(hf, repo_id, folder)
     (root / "data").mkdir(exist_ok=True)
-    (root / "data" / "cls-acl10-unprocessed.tar.gz").write_bytes(english_fixture.tarball())  # downloaded by hand
+    (root / "data" / "cls-acl10-unprocessed.tar.gz").write_bytes(synth.build(synth.corpus(ENGLISH, "en"), "en"))
     sizes = {k: v for k, v in MICRO.items() if k not in ("models", "data")}
     sizes["models"] = {name: {"checkpoint": repo_id} for name, repo_id in HUB_IDS.items()}
     (tmp / "sizes.yaml").write_text(yaml.safe_dump(sizes))
@@ -142,7 +144,7 @@ def test_fetch_recorded_the_hand_downloaded_tarball_and_rejects_another(english_
     assert recorded["size"] == tarball.stat().st_size and len(recorded["md5"]) == 32
     status = run(["dvc", "status", "--json", "data.dvc"], root, tmp_path)
     assert json.loads(status.stdout) == {}, status.stdout  # DVC agrees with the recorded file
-    tarball.write_bytes(english_fixture.tarball(seed=1))
+    tarball.write_bytes(synth.build(synth.corpus(ENGLISH.model_copy(update={"seed": 4}), "en"), "en"))
     done = run(offline(["python", "-m", "embstudy.fetch"]), root, tmp_path)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"data: {tarball} has md5 ")

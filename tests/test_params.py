@@ -60,13 +60,29 @@ def test_a_checkpoint_folder_that_is_not_there(tmp_path):
         params.load(write(tmp_path, mutate))
 
 
+def test_the_shipped_encoders_refuse_another_language_and_encoders_from_scratch_take_it(tmp_path):
+    def mutate(raw):
+        raw["data"]["language"] = "jp"
+
+    with pytest.raises(params.ParamsError, match="models.camembert.checkpoint: checkpoints/camembert was "
+                                                 "pre-trained here on fr reviews, but data.language = jp"):
+        params.load(write(tmp_path, mutate))
+
+    def from_scratch(raw):
+        mutate(raw)
+        for m in raw["models"].values():
+            m["checkpoint"] = None
+
+    assert params.load(write(tmp_path, from_scratch)).data.language == "jp"  # the synth stage writes Japanese
+
+
 def test_cross_field_problems_are_all_listed_at_once(tmp_path):
     def mutate(raw):
         raw["finetune"]["seeds"] = [1, 1]
         raw["finetune"]["train_size"] = 10**6  # past the demo corpus (6 x labelled_per_class)
         raw["extract"]["cka_sentences"] = 10**6
         raw["probe"]["layers"] = [99]  # past the demo encoders' depth
-        raw["data"]["language"] = "en"  # the demo corpus is French
+        raw["data"]["language"] = "en"  # flaubert's shipped encoder learned French
         raw["models"]["camembert"]["checkpoint"] = None  # trained from scratch: its encoder spec is checked
         raw["models"]["camembert"]["encoder"]["heads"] = 5  # 128 is not a multiple of 5
         raw["pretrain"]["heldout"] = 10**6
@@ -77,7 +93,8 @@ def test_cross_field_problems_are_all_listed_at_once(tmp_path):
     assert "\n" not in msg
     for culprit in ("finetune.seeds: repeated seed", "finetune.train_size = 1000000 exceeds",
                     "extract.cka_sentences = 1000000 exceeds", "probe.layers: every listed layer is past models.camembert",
-                    "data.language = en: the synth stage's demo corpus is French only",
+                    ("models.flaubert.checkpoint: checkpoints/flaubert was pre-trained here on fr reviews, but "
+                     "data.language = en: set it to null"),
                     "models.camembert.encoder: hidden 128 is not a multiple of heads 5", "pretrain.heldout"):
         assert culprit in msg, culprit
 

@@ -1,9 +1,12 @@
-"""The whole demo pipeline on micro params, offline, in a throw-away copy of the repository."""
+"""The whole demo pipeline on micro params, offline, in a throw-away copy of the repository; once more in Japanese."""
 import json
+import tarfile
 
+import pytest
 import yaml
+from transformers import AutoTokenizer
 
-from conftest import offline, run
+from conftest import micro_copy, offline, run
 
 STAGE_OUTPUTS = [
     "artifacts/synth/cls-acl10-unprocessed.tar.gz",
@@ -68,3 +71,46 @@ def test_book_builds_from_the_pipeline_outputs(micro_repo):
         assert (pages / page).exists(), page
     assert "fig-cls-grid" in (pages / "report" / "cls.html").read_text()
     assert "fig-beyond-correlation" in (pages / "report" / "beyond.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def japanese_repo(tmp_path_factory):
+    """The demo pipeline on micro params in Japanese: synth writes jp/, the encoders learn it from scratch. The
+    micro vocabulary (400) is too small for Japanese characters: the first run stops there, the second has 1000."""
+    root = micro_copy(tmp_path_factory.mktemp("jp"))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["language"] = "jp"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    too_small = run(offline(["dvc", "repro", "--quiet"]), root, timeout=1200)
+    for m in params["models"].values():
+        m["encoder"]["vocab_size"] = 1000
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = run(offline(["dvc", "repro", "--quiet"]), root, timeout=1200)
+    assert done.returncode == 0, f"dvc repro failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return root, too_small
+
+
+def test_a_vocabulary_too_small_for_the_characters_stops_in_one_line(japanese_repo):
+    _, done = japanese_repo
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "vocab: camembert: vocab_size 400 cannot hold the corpus's characters and special tokens; the " \
+           "encoder's vocab_size must be at least" in done.stderr
+
+
+def test_the_demo_runs_in_japanese_and_the_book_counts_characters(japanese_repo):
+    root, _ = japanese_repo
+    with tarfile.open(root / STAGE_OUTPUTS[0]) as tar:
+        assert {m.name.split("/")[1] for m in tar.getmembers() if m.isfile()} == {"jp"}
+    prepared = json.loads((root / "metrics" / "prepare.json").read_text())
+    assert "mean_characters" in prepared["train"] and "mean_words" not in prepared["train"]
+    with tarfile.open(root / STAGE_OUTPUTS[0]) as tar:
+        text = tar.extractfile("cls-acl10-unprocessed/jp/books/test.review").read().decode()
+    review = text.split("<text>")[1].split("</text>")[0]
+    for m in ("camembert", "flaubert"):  # each tokenizer learned the Japanese characters
+        tokenizer = AutoTokenizer.from_pretrained(root / "artifacts" / "pretrain" / m)
+        assert tokenizer.unk_token_id not in tokenizer(review)["input_ids"], m
+        assert (root / f"metrics/probe/{m}.json").exists()
+    done = run(["python", "-m", "embstudy.book", "--preview"], root, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (root / "_book" / "preview" / "report" / "data.html").read_text()
+    assert "Synthetic Japanese reviews" in page and "characters" in page

@@ -146,8 +146,9 @@ def test_make_encoders_writes_the_shipped_folder_with_its_training_notes(trained
     arch, out, _ = trained
     metrics = pretrain.train_here(arch, Model(arch=arch, checkpoint=None, encoder=ENCODER), MICRO, corpus,
                                   tmp_path / "ship")
-    notes = pretrain.training_notes(MICRO, metrics, threads=1)
+    notes = pretrain.training_notes(MICRO, metrics, threads=1, language="de")
     assert notes["steps"] == MICRO.steps and notes["threads"] == 1 and notes["train_seconds"] > 0
+    assert notes["language"] == "de"  # params refuse the folder with another data.language
     for name in ("model.safetensors", pretrain.METRICS, pretrain.LOSS):
         assert (tmp_path / "ship" / name).read_bytes() == (out / "model" / name).read_bytes(), name
 

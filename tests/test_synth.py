@@ -137,3 +137,63 @@ def test_text_carries_the_label_below_the_noise_ceiling():
     assert 0.6 < hard < 1 - base.label_noise
     easy = accuracy(base.model_copy(update={"label_noise": 0.0, "negation_rate": 0.0, "contrast_rate": 0.0}))
     assert easy > hard + 0.05
+
+
+# ---- English, German and Japanese (embstudy.phrasebook): the same recipe, their own words
+LANGUAGES = ("en", "de", "jp")
+NEGATED_IN = {"en": re.compile(r"\b(not|never)\b"), "de": re.compile(r"\bnicht\b"),
+              "jp": re.compile(r"くない|ではない|なかった")}
+CONTRAST_IN = {"en": re.compile(r", but |\. (Still|However), |, and yet "), "de": re.compile(r", (aber|doch) |\. Aber "),
+               "jp": re.compile(r"が、|。(しかし|でも)、")}
+SCRIPT = {"en": re.compile(r"^[\x20-\x7e“”]+$"), "de": re.compile(r"[äöüß]"), "jp": re.compile(r"^[^ a-z]+$")}
+
+
+def yardstick(s: Synth, language: str) -> float:
+    """:func:`accuracy` for any language: Japanese has no spaces, so character 1-3 grams stand for words."""
+    recs = synth.corpus(s.model_copy(update={"unlabeled_per_domain": 0}), language)
+    data = {split: ([r["text"] for (_, sp), rs in recs.items() if sp == split for r in rs],
+                    [r["rating"] > 3 for (_, sp), rs in recs.items() if sp == split for r in rs])
+            for split in ("train", "test")}
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3)) if language == "jp" else TfidfVectorizer(
+        ngram_range=(1, 2))
+    model = LogisticRegression(max_iter=1000).fit(vec.fit_transform(data["train"][0]), data["train"][1])
+    return model.score(vec.transform(data["test"][0]), data["test"][1])
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_another_language_in_its_own_folder_read_back_exactly(tmp_path, language):
+    recs = synth.corpus(SMALL, language)
+    blob = synth.build(recs, language)
+    assert synth.build(synth.corpus(SMALL, language), language) == blob
+    (tmp_path / "cls.tar.gz").write_bytes(blob)
+    frame = reader.read_reviews(tmp_path / "cls.tar.gz", language)
+    assert frame.text.tolist() == [t for s in reader.SPLITS for d in reader.DOMAINS for t in texts(recs, s, d)]
+    assert all(t == reader.clean_text(t) for t in frame.text)
+    with pytest.raises(reader.ReviewFormatError, match="missing fr/books/train.review"):  # only its own folder is there
+        reader.read_reviews(tmp_path / "cls.tar.gz", "fr")
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        raw = tar.extractfile(f"cls-acl10-unprocessed/{language}/dvd/test.review").read().decode()
+    host = {"en": "amazon.com", "de": "amazon.de", "jp": "amazon.co.jp"}[language]
+    assert f"<url>http://www.{host}/product-reviews/B000" in raw
+    assert all(SCRIPT[language].search(t) for t in frame.text) if language != "de" else \
+        sum(bool(SCRIPT["de"].search(t)) for t in frame.text) > len(frame) / 2  # umlauts in most German reviews
+    units = reader.lengths(frame.text, language)
+    assert (units == (frame.text.str.len() if language == "jp" else frame.text.str.split().str.len())).all()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_another_language_honours_negation_contrast_and_noise(language):
+    def share(pattern, **rates):
+        recs = synth.corpus(SMALL.model_copy(update={"unlabeled_per_domain": 0, **rates}), language)
+        return sum(bool(pattern.search(t)) for t in texts(recs)) / len(texts(recs))
+
+    assert share(NEGATED_IN[language], negation_rate=0.0) == 0 and share(NEGATED_IN[language], negation_rate=1.0) == 1
+    assert share(CONTRAST_IN[language], contrast_rate=0.0) == 0 and share(CONTRAST_IN[language], contrast_rate=1.0) == 1
+    recs = synth.corpus(SMALL.model_copy(update={"unlabeled_per_domain": 0}), language)
+    flipped = sum((r["rating"] > 3) != (r["polarity"] > 0) for rs in recs.values() for r in rs)
+    assert flipped == 6 * 2 * round(SMALL.label_noise * SMALL.labelled_per_class)  # 6 labelled files, as French
+    base = SMALL.model_copy(update={"labelled_per_class": 100})
+    hard = yardstick(base, language)
+    easy = yardstick(base.model_copy(update={"label_noise": 0.0, "negation_rate": 0.0, "contrast_rate": 0.0}),
+                     language)
+    assert 0.6 < hard < 1 - base.label_noise and easy > hard + 0.05, (hard, easy)

@@ -6,6 +6,7 @@ one :class:`ParamsError` naming each culprit.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -163,6 +164,12 @@ def looks_local(checkpoint: str | None) -> bool:
                                        or Path(checkpoint).parts[0] == paths.CHECKPOINTS.name)
 
 
+def trained_on(folder: Path) -> str | None:
+    """The language a checkpoint pre-trained here (``make encoders``) learned, from its ``TRAINING.json``."""
+    notes = folder / "TRAINING.json"
+    return json.loads(notes.read_text()).get("language") if notes.is_file() else None
+
+
 def cross_checks(p: Params) -> list[str]:
     """Problems no single field shows: repeated seeds, models without weights, layers past an encoder's depth,
     and (demo corpus, whose sizes params fix) sizes past the data."""
@@ -173,6 +180,11 @@ def cross_checks(p: Params) -> list[str]:
             out.append(f"models.{name}: needs a checkpoint, or an arch and an encoder spec to pre-train")
         elif looks_local(m.checkpoint) and not (paths.ROOT / m.checkpoint).is_dir():
             out.append(f"models.{name}.checkpoint: no folder {m.checkpoint} in the repository")
+        elif looks_local(m.checkpoint) and (lang := trained_on(paths.ROOT / m.checkpoint)) not in (
+                None, p.data.language):
+            out.append(f"models.{name}.checkpoint: {m.checkpoint} was pre-trained here on {lang} reviews, but "
+                       f"data.language = {p.data.language}: set it to null to pre-train on those (the pretrain "
+                       "stage, about 16 min a model on 2 cores)")
         elif m.encoder is not None and m.checkpoint is None:
             if m.encoder.hidden % m.encoder.heads:
                 out.append(f"models.{name}.encoder: hidden {m.encoder.hidden} is not a multiple of heads "
@@ -181,9 +193,6 @@ def cross_checks(p: Params) -> list[str]:
             if min(listed) > m.encoder.layers:  # the probe stage leaves out only the layers past a model's depth
                 out.append(f"probe.layers: every listed layer is past models.{name}'s {m.encoder.layers} layers")
     if (paths.ROOT / p.data.source).resolve() == paths.SYNTH_TARBALL.resolve():  # sizes known before any work
-        if p.data.language != "fr":
-            out.append(f"data.language = {p.data.language}: the synth stage's demo corpus is French only; point "
-                       "data.source at a Webis-CLS-10 tarball (data/cls-acl10-unprocessed.tar.gz: `make data`)")
         per_split, unlabeled = 6 * p.data.synth.labelled_per_class, 3 * p.data.synth.unlabeled_per_domain
         sizes = {"finetune.train_size": p.finetune.train_size, "finetune.test_size": p.finetune.test_size,
                  **{f"extract.{k}": v for k, v in p.extract.model_dump().items() if k.endswith("_sentences")}}

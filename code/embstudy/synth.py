@@ -1,9 +1,10 @@
-"""Stage ``synth``: a seeded synthetic French review corpus in the real Webis-CLS-10 layout (demo profile).
+"""Stage ``synth``: a seeded synthetic review corpus in the real Webis-CLS-10 layout (demo profile).
 
-Reads params ``data.synth``; writes ``paths.SYNTH_TARBALL``, a .tar.gz holding
-``cls-acl10-unprocessed/fr/{books,dvd,music}/{train,test,unlabeled}.review`` in the real item format,
-byte-identical for a seed. Reviews mix neutral sentences (plot, context, purchase) with opinion clauses
-from a moderate lexicon per domain (general + domain words, about 30 per polarity); ``negation_rate`` of
+Reads params ``data.synth`` and ``data.language``; writes ``paths.SYNTH_TARBALL``, a .tar.gz holding
+``cls-acl10-unprocessed/<language>/{books,dvd,music}/{train,test,unlabeled}.review`` in the real item format,
+byte-identical for a seed. French (the demo's) is written here; English, German and Japanese by
+``embstudy.phrasebook``, the same way. Reviews mix neutral sentences (plot, context, purchase) with opinion
+clauses from a moderate lexicon per domain (general + domain words, about 30 per polarity); ``negation_rate`` of
 the clauses are negated with an opposite word (« l'intrigue n'est pas captivante » is negative),
 ``contrast_rate`` of the reviews hold a « mais »/« pourtant » turn whose last clause decides, and
 ``label_noise`` of each labelled class carries the opposite rating. Every file has its own random stream,
@@ -22,7 +23,7 @@ import string
 import tarfile
 import textwrap
 
-from embstudy import files, params, paths, stage
+from embstudy import files, params, paths, phrasebook, stage
 
 # ---- Word tables. Adjectives: "masc", "masc:fem" or "masc:fem:masc-plural" (forms()); "_" is a space.
 # Nouns: "gender:word" with gender m, f, mp or fp. Lists of phrases are "|"-separated.
@@ -276,7 +277,13 @@ def lexicon(domain: str) -> dict:
             "aspects": [noun(a) for a in re.split(r" (?=[mf]p?:)", spec["aspects"])],
             "items": [noun(i) for i in spec["items"].split()],
             "phrases": {k: v.split("|") for k, v in {**PHRASES, "when": spec["when"], "genre": spec["genres"],
-                                                     "city": "|".join(CITIES)}.items()}}
+                                                     "city": "|".join(CITIES)}.items()},
+            # what every language's lexicon has (embstudy.phrasebook.lexicon)
+            "opinion": opinion, "filler": filler, "catalog": catalog, "join": " ", "host": "amazon.fr",
+            "bare": "j",  # no « Pour moi, j'ai aimé »
+            "prefixes": PREFIXES, "ends": [".", ".", ".", " !"], "contrasts": CONTRASTS, "closers": CLOSERS,
+            "summaries": {k: v.split("|") for k, v in SUMMARIES.items()}, "months": MONTHS,
+            "date": "{day} {month} {year}"}
 
 
 def catalog(rng: random.Random, domain: str) -> list[dict]:
@@ -359,10 +366,11 @@ def filler(rng: random.Random, lex: dict, product: dict, item: tuple) -> str:
     return template.format(**{s: draw(s) for _, s, _, _ in string.Formatter().parse(template) if s})
 
 
-def sentence(clause: str, rng: random.Random) -> str:
-    if not clause.startswith("j"):  # no « Pour moi, j'ai aimé »
-        clause = rng.choice(PREFIXES) + clause
-    return clause[0].upper() + clause[1:] + rng.choice([".", ".", ".", " !"])
+def sentence(clause: str, rng: random.Random, lex: dict) -> str:
+    if not clause.startswith(lex["bare"]):
+        prefix = rng.choice(lex["prefixes"])
+        clause = prefix + (clause[0].upper() + clause[1:] if prefix.endswith(": ") else clause)  # Fazit: Die…
+    return clause[0].upper() + clause[1:] + rng.choice(lex["ends"])
 
 
 def review(rng: random.Random, lex: dict, product: dict, polarity: int, rating: int, rates: dict) -> str:
@@ -372,25 +380,26 @@ def review(rng: random.Random, lex: dict, product: dict, polarity: int, rating: 
     n_opinions = max(1, sum(rng.random() < OPINION_SHARE for _ in range(n)))
 
     def clause(pol):
-        return opinion(rng, lex, product, item, pol or rng.choice((1, -1)), strong, rates["negation_rate"])
+        return lex["opinion"](rng, lex, product, item, pol or rng.choice((1, -1)), strong, rates["negation_rate"])
 
-    sentences = [filler(rng, lex, product, item) for _ in range(n - n_opinions)]
-    sentences += [sentence(clause(polarity), rng) for _ in range(n_opinions)]
+    sentences = [lex["filler"](rng, lex, product, item) for _ in range(n - n_opinions)]
+    sentences += [sentence(clause(polarity), rng, lex) for _ in range(n_opinions)]
     rng.shuffle(sentences)
     if polarity and rng.random() < rates["contrast_rate"]:  # « X, mais Y »: the last clause decides
-        turn = clause(-polarity) + rng.choice(CONTRASTS) + clause(polarity)
-        sentences[rng.randrange(n)] = sentence(turn, rng)
+        turn = clause(-polarity) + rng.choice(lex["contrasts"]) + clause(polarity)
+        sentences[rng.randrange(n)] = sentence(turn, rng, lex)
     if polarity and rng.random() < CLOSER_SHARE:
-        sentences.append(rng.choice(CLOSERS[polarity]).format(consume=lex["consume"][0], **product))
-    return " ".join(sentences)
+        sentences.append(rng.choice(lex["closers"][polarity]).format(consume=lex["consume"][0], **product))
+    return lex["join"].join(sentences)
 
 
-def records(seed: int, domain: str, split: str, size: int, rates: dict) -> list[dict]:
+def records(seed: int, domain: str, split: str, size: int, rates: dict, language: str = "fr") -> list[dict]:
     """The reviews of one file, with ``polarity`` (the text's sentiment) beside the fields. Labelled splits:
     ``size`` per class, exactly round(label_noise * size) of each class with the opposite polarity;
     unlabeled: ``size`` reviews, a few 3-star ones with mixed opinions."""
     rng = random.Random(f"{seed}/{domain}/{split}")  # one stream per file
-    lex, products = lexicon(domain), catalog(random.Random(f"{seed}/{domain}/catalog"), domain)
+    lex = lexicon(domain) if language == "fr" else phrasebook.lexicon(language, domain)
+    products = lex["catalog"](random.Random(f"{seed}/{domain}/catalog"), domain)
     if split == "unlabeled":
         ratings = rng.choices(*UNLABELED_RATINGS, k=size)
         polarities = [(r > 3) - (r < 3) for r in ratings]
@@ -405,9 +414,11 @@ def records(seed: int, domain: str, split: str, size: int, rates: dict) -> list[
     for rating, polarity in zip(ratings, polarities):
         product = rng.choice(products)
         out.append({**product, "category": lex["category"], "rating": rating, "polarity": polarity,
+                    "url": f"http://www.{lex['host']}/product-reviews/{product['asin']}",
                     "text": review(rng, lex, product, polarity, rating, rates),
-                    "summary": rng.choice(SUMMARIES[polarity].split("|")),
-                    "date": f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(2000, 2009)}"})
+                    "summary": rng.choice(lex["summaries"][polarity]),
+                    "date": lex["date"].format(day=rng.randint(1, 28), month=rng.choice(lex["months"]),
+                                               year=rng.randint(2000, 2009))})
     return out
 
 
@@ -416,7 +427,7 @@ def item_xml(r: dict) -> str:
     esc = {k: html.escape(str(v), quote=False) for k, v in r.items()}
     text = textwrap.fill(esc["text"], width=100, break_on_hyphens=False, break_long_words=False)
     return (f"<item><category>{esc['category']}</category><rating>{r['rating']}.0</rating>"
-            f"<asin>{esc['asin']}</asin><url>http://www.amazon.fr/product-reviews/{esc['asin']}</url>"
+            f"<asin>{esc['asin']}</asin><url>{esc['url']}</url>"
             f"<text>{text}</text><title>{esc['title']}</title><summary>{esc['summary']}</summary>"
             f"<location\n/><date>{esc['date']}</date></item>\n")
 
@@ -443,25 +454,25 @@ def tarball(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def corpus(s: params.Synth) -> dict[tuple[str, str], list[dict]]:
-    """Every file's records, keyed (domain, split)."""
+def corpus(s: params.Synth, language: str = "fr") -> dict[tuple[str, str], list[dict]]:
+    """Every file's records in ``language``, keyed (domain, split)."""
     rates = {"label_noise": s.label_noise, "negation_rate": s.negation_rate, "contrast_rate": s.contrast_rate}
     sizes = {"train": s.labelled_per_class, "test": s.labelled_per_class, "unlabeled": s.unlabeled_per_domain}
-    return {(d, split): records(s.seed, d, split, size, rates)
+    return {(d, split): records(s.seed, d, split, size, rates, language)
             for d in DOMAINS for split, size in sizes.items()}
 
 
-def build(recs: dict[tuple[str, str], list[dict]]) -> bytes:
-    """The corpus tarball of :func:`corpus`'s records."""
-    return tarball({f"cls-acl10-unprocessed/fr/{d}/{split}.review": review_file(r)
+def build(recs: dict[tuple[str, str], list[dict]], language: str = "fr") -> bytes:
+    """The corpus tarball of :func:`corpus`'s records in ``language``."""
+    return tarball({f"cls-acl10-unprocessed/{language}/{d}/{split}.review": review_file(r)
                     for (d, split), r in recs.items()})
 
 
 def main() -> None:
     p, logger = stage.start("synth")
-    recs = corpus(p.data.synth)
-    files.atomic_write(paths.SYNTH_TARBALL, build(recs))
-    logger.info("wrote %s: %d reviews", paths.SYNTH_TARBALL, sum(map(len, recs.values())))
+    recs = corpus(p.data.synth, p.data.language)
+    files.atomic_write(paths.SYNTH_TARBALL, build(recs, p.data.language))
+    logger.info("wrote %s: %d %s reviews", paths.SYNTH_TARBALL, sum(map(len, recs.values())), p.data.language)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import string
 import tempfile
 from collections.abc import Sequence
@@ -49,13 +50,21 @@ def train(arch: str, texts: Sequence[str], vocab_size: int, folder: Path):
 def train_camembert(texts: Sequence[str], vocab_size: int, folder: Path) -> None:
     """SentencePiece unigram; ``vocab_size`` counts CamemBERT's extra special tokens too."""
     with tempfile.TemporaryDirectory() as tmp:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_prefix=f"{tmp}/sentencepiece.bpe", model_type="unigram",
-            vocab_size=vocab_size - CAMEMBERT_EXTRA,
-            hard_vocab_limit=False,  # a small corpus may support fewer pieces
-            required_chars=REQUIRED_CHARS, character_coverage=1.0,
-            max_sentence_length=1 << 16,  # long reviews are otherwise dropped silently
-            num_threads=stage.n_threads(), minloglevel=2)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(texts), model_prefix=f"{tmp}/sentencepiece.bpe", model_type="unigram",
+                vocab_size=vocab_size - CAMEMBERT_EXTRA,
+                hard_vocab_limit=False,  # a small corpus may support fewer pieces
+                required_chars=REQUIRED_CHARS, character_coverage=1.0,
+                max_sentence_length=1 << 16,  # long reviews are otherwise dropped silently
+                num_threads=stage.n_threads(), minloglevel=2)
+        except RuntimeError as e:  # every character is a piece: Japanese text alone has hundreds
+            short = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(e))
+            if short is None:
+                raise
+            raise encoders.EncoderError(
+                f"vocab: camembert: vocab_size {vocab_size} cannot hold the corpus's characters and special "
+                f"tokens; the encoder's vocab_size must be at least {int(short[1]) + CAMEMBERT_EXTRA}") from None
         Path(tmp, "sentencepiece.bpe.vocab").unlink()  # keeps from_pretrained on the .model file
         CamembertTokenizer.from_pretrained(tmp, model_max_length=MAX_LENGTH).save_pretrained(folder)
 

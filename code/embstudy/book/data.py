@@ -23,7 +23,7 @@ from embstudy.book.provenance import _note, relative, sourced
 
 PROFILES = {
     "demo": ("callout-warning", "Demo profile", (
-        "Synthetic French reviews (`embstudy.synth`) and tiny encoders pre-trained here on a CPU (what that "
+        "Synthetic {language} reviews (`embstudy.synth`) and tiny encoders pre-trained here on a CPU (what that "
         "pre-training buys them, measured against random weights: @sec-raw-gain). Every number below comes from "
         "that toy setting: it checks the pipeline end to end and is **not comparable** to the original study. "
         "`make paper` runs the real one.")),
