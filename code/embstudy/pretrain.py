@@ -192,8 +192,8 @@ def write_metrics(metrics: dict, loss_csv: bytes, metrics_path: Path, loss_path:
 def training_notes(cfg: Pretrain, metrics: dict, threads: int, language: str) -> dict:
     """How and where a shipped checkpoint was made: the README and the book quote it; params checks the
     language against ``data.language``."""
-    return {"language": language, "wall_seconds": round(metrics["wall_seconds"], 1), "train_seconds": round(metrics["train_seconds"], 1),
-            "threads": threads, "steps": cfg.steps, "machine": f"{platform.machine()} {cpu_name()}",
+    return {"language": language, "wall_seconds": round(metrics["wall_seconds"], 1),
+            "train_seconds": round(metrics["train_seconds"], 1), "threads": threads, "steps": cfg.steps, "machine": f"{platform.machine()} {cpu_name()}",
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}
 
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     if model_params.encoder is None:
         raise encoders.EncoderError(f"pretrain: models.{args.name} has no encoder spec to pre-train")
     metrics = train_here(args.name, model_params, p.pretrain, load_from_disk(str(paths.CORPUS)), args.out)
-    files.write_json(args.out / "TRAINING.json", training_notes(p.pretrain, metrics, args.threads, p.data.language))
+    notes = training_notes(p.pretrain, metrics, args.threads, p.data.language)
+    files.write_json(args.out / "TRAINING.json", notes)
 
 
 if __name__ == "__main__":
