@@ -6,7 +6,8 @@ as the French one, so a review is put together the same way in every language: n
 context, purchase), opinion clauses from a lexicon per domain (general + domain words), negated clauses with
 an opposite word (« the plot is not gripping » is negative), contrast turns and closers. German opinions are
 predicative, so adjectives never inflect; Japanese ones negate i- and na-adjectives by rule (面白くない,
-退屈ではない), and sentences run on without spaces.
+退屈ではない), and sentences run on without spaces. What every language shares, French included, lives here
+too: the product count, the ranges of numbers in neutral sentences, modifiers and product ids.
 """
 from __future__ import annotations
 
@@ -209,8 +210,9 @@ TABLES = {
         band=["{surname}トリオ", "{person}カルテット"],
     ),
 }
+# ---- What every language shares, French included (embstudy.synth uses these too).
 NUMBERS = dict(year=(1950, 2009), pages=(120, 900), minutes=(35, 180), tracks=(8, 18), days=(2, 15))
-PRODUCTS = 400  # titles per domain, as in French
+PRODUCTS = 400  # titles per domain
 
 
 def words(spec: str) -> list[str]:
@@ -239,6 +241,7 @@ def lexicon(language: str, domain: str) -> dict:
             1: [adjective(w) for w in words(f"{t['positive']} {spec['positive']}")],
             -1: [adjective(w) for w in words(f"{t['negative']} {spec['negative']}")],
             "aspects": [noun(a) for a in spec["aspects"].split()], "items": [noun(i) for i in spec["items"].split()],
+            "intensifiers": words(t["intensifiers"]), "hedges": words(t["hedges"]),
             "fillers": spec["fillers"], "general": t["fillers"], "consume": (spec["consume"],) * 2,
             "summaries": {k: v.split("|") for k, v in t["summaries"].items()}, "months": t["months"].split(),
             "phrases": {k: v.split("|") for k, v in dict(when=spec["when"], bought=t["bought"], person=t["person"],
@@ -259,21 +262,23 @@ def catalog(rng: random.Random, domain: str, table: dict) -> list[dict]:
         return rng.choice([person()] + [b.format(surname=rng.choice(table["surnames"].split()), person=person())
                                         for b in table["band"]])
 
-    def asin():
-        if domain == "books":
-            return table["isbn"] + "".join(rng.choices(string.digits, k=9))
-        return "B000" + "".join(rng.choices(string.ascii_uppercase + string.digits, k=6))
-
     return [{"title": title(), "creator": band() if domain == "music" else person(), "actor": person(),
-             "song": title(), "asin": asin()} for _ in range(PRODUCTS)]
+             "song": title(), "asin": asin(rng, domain, table["isbn"])} for _ in range(PRODUCTS)]
+
+
+def asin(rng: random.Random, domain: str, isbn: str) -> str:
+    """A product id: an ISBN-10 of the language's group for books (French 2, English 0), else an ASIN."""
+    if domain == "books":
+        return isbn + "".join(rng.choices(string.digits, k=9))
+    return "B000" + "".join(rng.choices(string.ascii_uppercase + string.digits, k=6))
 
 
 def modifier(rng: random.Random, lex: dict, strong: bool) -> str:
-    """Intensifiers go with 1- and 5-star reviews, hedges with 2 and 4 stars (as in French)."""
+    """Intensifiers go with 1- and 5-star reviews, hedges with 2 and 4 stars; each ends with its separator."""
     r = rng.random()
     if r < (0.45 if strong else 0.12):
-        return rng.choice(words(lex["intensifiers"]))
-    return rng.choice(words(lex["hedges"])) if r < (0.5 if strong else 0.45) else ""
+        return rng.choice(lex["intensifiers"])
+    return rng.choice(lex["hedges"]) if r < (0.5 if strong else 0.45) else ""
 
 
 def opinion(rng: random.Random, lex: dict, product: dict, item: tuple, polarity: int, strong: bool,

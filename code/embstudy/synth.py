@@ -4,8 +4,8 @@ Reads params ``data.synth`` and ``data.language``; writes ``paths.SYNTH_TARBALL`
 ``cls-acl10-unprocessed/<language>/{books,dvd,music}/{train,test,unlabeled}.review`` in the real item format,
 byte-identical for a seed. French (the demo's) is written here; English, German and Japanese by
 ``embstudy.phrasebook``, the same way. Reviews mix neutral sentences (plot, context, purchase) with opinion
-clauses from a moderate lexicon per domain (general + domain words, about 30 per polarity); ``negation_rate`` of
-the clauses are negated with an opposite word (« l'intrigue n'est pas captivante » is negative),
+clauses from a moderate lexicon per domain (general + domain words, about 30 per polarity); ``negation_rate``
+of the clauses are negated with an opposite word (« l'intrigue n'est pas captivante » is negative),
 ``contrast_rate`` of the reviews hold a « mais »/« pourtant » turn whose last clause decides, and
 ``label_noise`` of each labelled class carries the opposite rating. Every file has its own random stream,
 so the size of one split never changes another.
@@ -221,7 +221,6 @@ PHRASES = dict(  # slot name -> phrases a neutral sentence draws from
     discover="à la radio|en concert|grâce à un ami|dans un film|au festival d'Avignon|au festival de Nantes",
     ordinal="premier|deuxième|troisième|quatrième|cinquième|dernier",
 )
-NUMBERS = dict(year=(1950, 2009), pages=(120, 900), minutes=(35, 180), tracks=(8, 18), days=(2, 15))
 MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 VOWELS = "aeiouyéèêâîôàhAEIOUYÉÈÊÂÎÔÀH"  # elision before these (no aspirated h in the tables)
 
@@ -230,7 +229,6 @@ OPINION_SHARE = 0.6  # chance that a sentence carries an opinion (at least one p
 CLOSER_SHARE = 0.2  # reviews ending on a verdict such as « À éviter. »
 LENGTH_WEIGHTS = (5, 9, 13, 15, 15, 13, 9, 6)  # reviews of 1..8 sentences
 UNLABELED_RATINGS = (1, 2, 3, 4, 5), (4, 4, 1, 4, 4)  # 3-star (mixed) reviews only here, about 6 %
-PRODUCTS = 400  # titles per domain
 
 
 def forms(entry: str) -> dict[str, str]:
@@ -280,6 +278,8 @@ def lexicon(domain: str) -> dict:
                                                      "city": "|".join(CITIES)}.items()},
             # what every language's lexicon has (embstudy.phrasebook.lexicon)
             "opinion": opinion, "filler": filler, "catalog": catalog, "join": " ", "host": "amazon.fr",
+            "intensifiers": [f"{w} " for w in INTENSIFIERS],
+            "hedges": [f"{h.replace('_', ' ')} " for h in HEDGES],
             "bare": "j",  # no « Pour moi, j'ai aimé »
             "prefixes": PREFIXES, "ends": [".", ".", ".", " !"], "contrasts": CONTRASTS, "closers": CLOSERS,
             "summaries": {k: v.split("|") for k, v in SUMMARIES.items()}, "months": MONTHS,
@@ -306,28 +306,15 @@ def catalog(rng: random.Random, domain: str) -> list[dict]:
         return rng.choice([person(), f"{rng.choice(FIRST)} & les {plural}", f"{person()} Quartet",
                            f"{surname()} Trio"])
 
-    def asin():
-        if domain == "books":  # a French ISBN-10
-            return "2" + "".join(rng.choices(string.digits, k=9))
-        return "B000" + "".join(rng.choices(string.ascii_uppercase + string.digits, k=6))
-
     return [{"title": title(), "creator": band() if domain == "music" else person(), "actor": person(),
-             "song": title(), "asin": asin()} for _ in range(PRODUCTS)]
-
-
-def modifier(rng: random.Random, strong: bool) -> str:
-    """Intensifiers go with 1- and 5-star reviews, hedges with 2 and 4 stars."""
-    r = rng.random()
-    if r < (0.45 if strong else 0.12):
-        return rng.choice(INTENSIFIERS) + " "
-    return rng.choice(HEDGES).replace("_", " ") + " " if r < (0.5 if strong else 0.45) else ""
+             "song": title(), "asin": phrasebook.asin(rng, domain, "2")} for _ in range(phrasebook.PRODUCTS)]
 
 
 def opinion(rng: random.Random, lex: dict, product: dict, item: tuple, polarity: int, strong: bool,
             negation_rate: float) -> str:
     """A clause meaning ``polarity`` (+1/-1); a negated one has an opposite word: « n'est pas captivante »."""
     negated = rng.random() < negation_rate
-    word, mod = rng.choice(lex[-polarity if negated else polarity]), modifier(rng, strong)
+    word, mod = rng.choice(lex[-polarity if negated else polarity]), phrasebook.modifier(rng, lex, strong)
     neg, (g, name), kind = rng.choice(NEGATIONS), item, rng.random()
     art = "une" if g == "f" else "un"
     if kind < 0.55:  # an aspect: « les personnages sont très attachants »
@@ -355,8 +342,8 @@ def filler(rng: random.Random, lex: dict, product: dict, item: tuple) -> str:
         key = slot.rstrip("2")  # {object2}: a second, independent object
         if key in fixed:
             return fixed[key]
-        if key in NUMBERS:
-            return rng.randint(*NUMBERS[key])
+        if key in phrasebook.NUMBERS:
+            return rng.randint(*phrasebook.NUMBERS[key])
         if key == "of_city":
             return elide_de(draw("city"))
         if key == "event":
@@ -380,7 +367,8 @@ def review(rng: random.Random, lex: dict, product: dict, polarity: int, rating: 
     n_opinions = max(1, sum(rng.random() < OPINION_SHARE for _ in range(n)))
 
     def clause(pol):
-        return lex["opinion"](rng, lex, product, item, pol or rng.choice((1, -1)), strong, rates["negation_rate"])
+        sign = pol or rng.choice((1, -1))  # mixed (3-star) reviews: either way
+        return lex["opinion"](rng, lex, product, item, sign, strong, rates["negation_rate"])
 
     sentences = [lex["filler"](rng, lex, product, item) for _ in range(n - n_opinions)]
     sentences += [sentence(clause(polarity), rng, lex) for _ in range(n_opinions)]
