@@ -138,7 +138,7 @@ def test_every_param_a_stage_reads_is_declared(micro_repo, tmp_path):
     read = json.loads(done.stdout.splitlines()[-1])
     stages = declared()  # the repository's: the micro copy's values differ, its keys do not
     assert "finetune.epochs" in read["extract camembert"]  # the recorder sees reads through objects passed down
-    assert "models.camembert.finetune_lr" in read["finetune camembert"]
+    assert "models.camembert.finetune" in read["finetune camembert"]  # the model's own values over finetune's
     for cmd, keys in read.items():
         want = stages[cmd]["params"]
         undeclared = [k for k in keys if not covered(k, want)]

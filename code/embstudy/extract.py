@@ -7,7 +7,9 @@ the base encoder of a sequence-classification checkpoint) and ``random-epoch-k``
 first seed). One length-sorted, dynamically padded pass per variant over all train and
 test reviews with every hidden state (layers + 1 of them, the embeddings are layer 0);
 statistics of the first test sentences are reduced as the batches stream
-(``embstudy.geometry``). Run: ``python -m embstudy.extract camembert``.
+(``embstudy.geometry``); ``extract.reviews`` keeps the first N of each split only. The model's own values
+(``models.<model>.finetune``, ``models.<model>.extract``) go over the stages'. Run:
+``python -m embstudy.extract camembert``.
 
 Writes ``artifacts/extract/<model>/`` (every table has ``variant`` and ``seed``, empty for the
 runs that were not fine-tuned):
@@ -287,6 +289,8 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
             device: torch.device | None = None, logger=None) -> None:
     """Everything the stage writes, into ``out`` atomically (see the module docstring)."""
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
+    if cfg.reviews is not None:  # the first N of each split (prepare shuffled them)
+        tokens = DatasetDict({s: tokens[s].select(range(min(cfg.reviews, len(tokens[s])))) for s in ("train", "test")})
     ids = check_inputs(tokens, cfg)
     n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
     files.check_free_space(out, vector_bytes(todo, n_reviews, cfg.cka_sentences),
@@ -322,9 +326,9 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
 def main(name: str) -> None:
     p, logger = stage.start(STAGE, name)
     model = p.models[name]
-    todo = runs(name, model, p.finetune)
+    todo = runs(name, model, params.for_model(p, name, "finetune"))
     tokens = load_from_disk(str(paths.tokens(name)))
-    extract(name, todo, tokens, p.extract, paths.extracted(name), logger=logger)
+    extract(name, todo, tokens, params.for_model(p, name, "extract"), paths.extracted(name), logger=logger)
 
 
 if __name__ == "__main__":

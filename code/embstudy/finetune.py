@@ -4,8 +4,9 @@ flue-cls-finetune), for every seed of a model and for its random-weight control.
 Reads the model's checkpoint (``encoders.checkpoint``: the demo's ``artifacts/pretrain/<name>`` or a hub
 id), the control's random encoder (``artifacts/control/<name>/init``), ``artifacts/tokenize/<name>`` (first
 ``train_size`` train and ``test_size`` test reviews, already shuffled by prepare), ``artifacts/prepare/cls``
-(raw text for the TF-IDF yardstick) and params ``finetune``. One run per seed of ``finetune.seeds`` from the
-checkpoint, and one from the control with the first seed. Writes ``artifacts/finetune/<name>/`` (all runs,
+(raw text for the TF-IDF yardstick) and params ``finetune`` (the model's own ``models.<name>.finetune`` over
+it). One run per seed of ``finetune.seeds`` from the checkpoint, and one from the control with the first
+seed. Writes ``artifacts/finetune/<name>/`` (all runs,
 or nothing): ``seed-<s>/`` and ``control/``, each with ``epoch-<k>/`` (model + tokenizer, save_pretrained)
 and ``hits.npy`` (per epoch, which test reviews the classifier got right); ``metrics/finetune/<name>.json``
 (per run) and ``metrics/finetune/<name>-history.csv`` (per run and epoch).
@@ -196,12 +197,6 @@ def save_metrics(metrics: dict[str, dict], json_path: Path, history_path: Path) 
     files.atomic_write(history_path, ("run,epoch,train_loss,eval_accuracy,eval_f1\n" + rows).encode())
 
 
-def recipe(p: params.Params, name: str) -> Finetune:
-    """The fine-tuning params of ``name``: ``finetune``, with the model's own ``finetune_lr`` when it has one."""
-    lr = p.models[name].finetune_lr
-    return p.finetune.model_copy(update={} if lr is None else {"lr": lr})  # a copy: workers get plain values
-
-
 def tasks(name: str, source: str, cfg: Finetune, folder: Path) -> list[dict]:
     """Every run of ``name`` as keyword arguments of :func:`task`, writing under ``folder``: each seed from
     ``source``, then the control from its random encoder with the first seed."""
@@ -255,7 +250,7 @@ def n_jobs(cfg: Finetune, n_runs: int) -> int:
 
 def main(name: str) -> None:
     p, _ = stage.start("finetune", name)
-    cfg = recipe(p, name)
+    cfg = params.for_model(p, name, "finetune")  # finetune with models.<name>.finetune over it
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # as in every worker: a run's floats must not depend on jobs or cores
     source = encoders.checkpoint(name, p.models[name])

