@@ -10,7 +10,7 @@ from embstudy.bench import report, seed_method, timing
 
 SENTENCES = [[0, 5, 7, 9, 2], [0, 8, 2], [0, 4, 6, 11, 12, 13, 14, 2]]  # 5, 3 and 8 tokens
 CFG = params.Extract(batch_size=2, cos_sentences=3, cov_sentences=3, erank_sentences=3, erank_tokens=16,
-                     baseline_sentences=3, hist_bins=10, cka_sentences=10)
+                     baseline_sentences=3, hist_bins=10, cka_sentences=10, reviews=None)
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +84,14 @@ def test_pipeline_times_every_stage_in_order_and_renders(monkeypatch, tmp_path):
                    padding=timing.padding({"train": {"length": [3]}, "test": {"length": [4]}}, CFG, 8),
                    memory={"1x": dict(reviews=2, peak_mb=500.0, before_extract_mb=400.0),
                            "4x": dict(reviews=8, peak_mb=510.0, before_extract_mb=400.0), "ratio": 1.02},
-                   pipeline=carried)
+                   pipeline=carried,
+                   vocab=dict(model="e5", batch=8, vocab_whole=250037, vocab_pruned=2418, steps=3,
+                              step={"whole": t | dict(median=6.0), "pruned": t}, logits_diff_before=0.0,
+                              logits_diff_after=0.0))
     text = report.markdown(results)
     assert "extrapolated from 5 of 50" in text and "**30.0x**" in text and f"| **{total}**" in text
-    assert "unknown offline" in text and "not measured" in text
+    assert "unknown offline" in text and "not measured" in text and "(target ≤ 900, book included)" in text
+    assert "| whole | 250,037 | 6.00 (1.50–3.00) | 3.00 |" in text and "| pruned (the pipeline's) | 2,418 |" in text
 
 
 def test_memory_child_runs_extract_with_the_committed_params(model, tmp_path, capsys):

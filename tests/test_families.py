@@ -28,7 +28,7 @@ ENGLISH = params.Synth(seed=3, labelled_per_class=30, unlabeled_per_domain=60, l
                        contrast_rate=0.1)  # synth's English corpus: the tarball a user downloads, at micro sizes
 
 EXTRACT = params.Extract(batch_size=4, cos_sentences=4, cov_sentences=4, erank_sentences=4, erank_tokens=8,
-                         baseline_sentences=4, hist_bins=10, cka_sentences=10)
+                         baseline_sentences=4, hist_bins=10, cka_sentences=10, reviews=None)
 # the English profile's models, and a third of another depth and tokenizer format
 HUB_IDS = {"bert": "bert-base-uncased", "roberta": "roberta-base", "deberta": "microsoft/deberta-v3-xsmall"}
 FAMILY = {"bert": "bert", "roberta": "roberta", "deberta": "deberta-v2"}

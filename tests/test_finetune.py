@@ -18,7 +18,7 @@ from embstudy import encoders, finetune, paths, pretrain, stage
 from embstudy.params import Encoder, Finetune, Model, Pretrain
 
 PRETRAIN = Pretrain(seed=0, steps=10, batch_size=8, seq_len=32, lr=1e-3, warmup=2, mask_prob=0.15, heldout=20,
-                    min_accuracy_ratio=0.0)
+                    min_accuracy_ratio=0.0, prune_vocab=True)
 ENCODER = Encoder(layers=2, hidden=32, heads=2, ffn=128, vocab_size=300)
 MICRO = Finetune(train_size=64, test_size=40, epochs=2, lr=1e-3, warmup=0.1, batch_size=8, seeds=[42], jobs=None,
                  max_gap_to_tfidf=100.0, max_majority_share=1.0)

@@ -16,7 +16,7 @@ from embstudy import encoders, pretrain
 from embstudy.params import Encoder, Model, Pretrain
 
 MICRO = Pretrain(seed=0, steps=12, batch_size=8, seq_len=32, lr=1e-3, warmup=2, mask_prob=0.15, heldout=20,
-                 min_accuracy_ratio=0.0)
+                 min_accuracy_ratio=0.0, prune_vocab=True)
 ENCODER = Encoder(layers=2, hidden=32, heads=2, ffn=128, vocab_size=300)
 
 

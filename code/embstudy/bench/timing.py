@@ -1,4 +1,5 @@
-"""``make bench``: extract against the seed's method, the forward-pass floor, padding, memory, pipeline.
+"""``make bench``: extract against the seed's method, the forward-pass floor, padding, memory, pipeline, and
+what the real encoder's vocabulary costs a fine-tuning step.
 
 Reads params.yaml and the demo corpus (artifacts/prepare/cls); the demo encoder is
 artifacts/pretrain/camembert (+ artifacts/tokenize/camembert) where the pipeline made them, else a
@@ -34,7 +35,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from transformers import CamembertConfig, CamembertModel
 
-from embstudy import encoders, extract, files, geometry, log, params, paths, pretrain, stage, variants
+from embstudy import encoders, extract, files, geometry, log, packaged, params, paths, pretrain, stage, variants
 from embstudy import tokenize as tokenize_stage
 from embstudy.bench import report, seed_method
 
@@ -209,7 +210,7 @@ def memory_child(source: str, work: str, n: int) -> None:
 
 
 def measure(p: params.Params, work: Path, logger) -> dict:
-    """Parts 1-4: the seed's way, the floor, padding and memory."""
+    """Parts 1-4 and 6: the seed's way, the floor, padding, memory and the real encoder's vocabulary."""
     source, tokens, what = demo_inputs(p, work)
     demo = extract.load_encoder(source, torch.device("cpu"))
     test = tokens["test"]["input_ids"][:]
@@ -227,7 +228,62 @@ def measure(p: params.Params, work: Path, logger) -> dict:
     out["padding"] = padding(tokens, p.extract, p.tokenize.max_length)
     out["memory"] = memory(source, tokens, work)
     logger.info("memory: %s", json.dumps(out["memory"]))
+    out["vocab"] = vocab_cost(p, work)
+    logger.info("vocabulary: %s", json.dumps(out["vocab"]))
     return out
+
+
+def vocab_cost(p: params.Params, work: Path) -> dict | None:
+    """Part 6: what the real encoder's vocabulary costs a fine-tuning step on a CPU. One AdamW step on the first
+    ``batch_size`` train reviews (one thread, as the pipeline's runs) with the whole packaged table, with that
+    table frozen, and pruned to the corpus's pieces (the pipeline's), timed interleaved; and the largest
+    difference between whole and pruned logits before any step and after the timed ones (same dropout)."""
+    name = next((m for m, mp in p.models.items() if params.packaged(mp.checkpoint)), None)
+    if name is None:
+        return None
+    from transformers import set_seed
+
+    corpus = datasets.load_from_disk(str(paths.CORPUS))
+    texts, cfg = [t for split in corpus.values() for t in split["text"]], params.for_model(p, name, "finetune")
+    folders = {prune: work / f"{name}-{'pruned' if prune else 'whole'}" for prune in (False, True)}
+    sizes = {prune: packaged.convert(p.models[name].checkpoint, texts, f, prune)["vocab_size"]
+             for prune, f in folders.items()}
+    train = corpus["train"].select(range(cfg.batch_size))
+
+    def setup(folder: Path, freeze: bool):
+        set_seed(0)  # the same fresh head for every variant
+        model, tokenizer = encoders.load_classifier(folder)
+        model.get_input_embeddings().weight.requires_grad_(not freeze)
+        opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=cfg.lr)
+        batch = tokenizer(list(train["text"]), padding=True, return_tensors="pt")
+        labels, steps = torch.tensor(list(train["label"])), []
+
+        def step():
+            torch.manual_seed(len(steps))  # the k-th step of every variant draws the same dropout
+            model.train()
+            model(**batch, labels=labels).loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # as Trainer
+            opt.step(), opt.zero_grad()
+            steps.append(1)
+
+        def logits():
+            with torch.inference_mode():
+                return model.eval()(**batch).logits
+        return step, logits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = {"whole": setup(folders[False], False), "whole, embeddings frozen": setup(folders[False], True),
+                "pruned": setup(folders[True], False)}  # pruned: the pipeline's
+        whole, pruned = runs["whole"][1], runs["pruned"][1]
+        before = float((whole() - pruned()).abs().max())
+        times, _ = timed({k: step for k, (step, _) in runs.items()})
+        after = float((whole() - pruned()).abs().max())
+    finally:
+        torch.set_num_threads(threads)
+    return dict(model=name, batch=cfg.batch_size, vocab_whole=sizes[False], vocab_pruned=sizes[True], step=times,
+                logits_diff_before=before, logits_diff_after=after, steps=REPEATS)
 
 
 def check(results: dict) -> None:
