@@ -78,11 +78,12 @@ def run(cmd: list[str], root: Path, **kw) -> subprocess.CompletedProcess:
 
 
 def micro_copy(dest: Path) -> Path:
-    """A fresh repository copy at ``dest`` whose params.yaml carries the MICRO sizes and MICRO's models only (the
-    packaged real encoder runs in its own test: tests/test_packaged.py)."""
+    """A fresh repository copy at ``dest`` whose params.yaml carries the MICRO sizes and MICRO's models only
+    (the packaged real encoder runs in its own test: tests/test_packaged.py)."""
     root = copy_repo(dest)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    micro = merge(params, MICRO) | {"models": {m: merge(params["models"][m], v) for m, v in MICRO["models"].items()}}
+    models = {m: merge(params["models"][m], v) for m, v in MICRO["models"].items()}
+    micro = merge(params, MICRO) | {"models": models}
     (root / "params.yaml").write_text(yaml.safe_dump(micro, sort_keys=False))
     return root
 

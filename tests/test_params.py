@@ -19,15 +19,18 @@ def write(tmp_path, mutate):
 def test_committed_params_are_valid():
     p = params.load()
     assert p.profile == "demo" and set(p.models) == {"camembert", "flaubert", "e5-small"}
-    assert params.packaged(p.models["e5-small"].checkpoint) and not params.looks_local(p.models["e5-small"].checkpoint)
+    e5 = p.models["e5-small"].checkpoint
+    assert params.packaged(e5) and not params.looks_local(e5)
 
 
 def test_a_models_own_values_go_over_the_stages_and_are_checked(tmp_path):
     p = params.load()
     own, shared = params.for_model(p, "e5-small", "finetune"), params.for_model(p, "flaubert", "finetune")
     assert shared == p.finetune and own.batch_size == p.finetune.batch_size
-    assert (own.epochs, own.seeds) == (p.models["e5-small"].finetune["epochs"], p.models["e5-small"].finetune["seeds"])
-    assert params.for_model(p, "camembert", "finetune").lr == p.models["camembert"].finetune["lr"] != p.finetune.lr
+    written = p.models["e5-small"].finetune
+    assert (own.epochs, own.seeds) == (written["epochs"], written["seeds"])
+    camembert = params.for_model(p, "camembert", "finetune")
+    assert camembert.lr == p.models["camembert"].finetune["lr"] != p.finetune.lr
 
     def mutate(raw):
         raw["models"]["e5-small"]["finetune"]["lrr"] = 1e-4  # a typo
@@ -126,9 +129,12 @@ def test_cross_field_problems_are_all_listed_at_once(tmp_path):
 
 
 @pytest.mark.parametrize("conf, profile, models, language", [
-    ("paper", "paper", ["camembert", "flaubert"], "fr"), ("multilingual", "multilingual", ["xlmr", "mbert"], "fr"),
-    ("english", "english", ["bert", "roberta"], "en"), ("english-small", "demo", ["minilm", "e5-small"], "en")])
-def test_each_profile_applies_over_params_yaml_and_names_its_own_models(tmp_path, conf, profile, models, language):
+    ("paper", "paper", ["camembert", "flaubert"], "fr"),
+    ("multilingual", "multilingual", ["xlmr", "mbert"], "fr"),
+    ("english", "english", ["bert", "roberta"], "en"),
+    ("english-small", "demo", ["minilm", "e5-small"], "en")])
+def test_each_profile_applies_over_params_yaml_and_names_its_own_models(tmp_path, conf, profile, models,
+                                                                         language):
     target = tmp_path / "params.yaml"
     shutil.copyfile(paths.PARAMS, target)
     use_profile.apply(paths.ROOT / "conf" / f"{conf}.yaml", target)

@@ -44,7 +44,8 @@ def test_the_verdict_names_each_missed_target():
     cfgs = {"m": cfg}
     fine = robustness.verdict([cell("native", 79.0), cell("default", 78.5)], cfgs)
     assert fine == {"margin_missed": [], "spread": {"m-1": 0.5}, "spread_missed": [], "collapsed": []}
-    bad = robustness.verdict([cell("native", 79.0), cell("default", 76.0), cell("avx2", 50.0, share=1.0)], cfgs)
+    bad = robustness.verdict([cell("native", 79.0), cell("default", 76.0), cell("avx2", 50.0, share=1.0)],
+                             cfgs)
     assert bad["margin_missed"] == ["m seed 1 default 2 thread(s)", "m seed 1 avx2 2 thread(s)"]
     assert bad["spread_missed"] == ["m-1"] and bad["collapsed"] == ["m seed 1 avx2 2 thread(s)"]
     text = robustness.report([cell("native", 79.0), cell("default", 76.0)], bad, cfgs, "avx2", 2.0)

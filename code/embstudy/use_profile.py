@@ -23,8 +23,8 @@ def merge(base, override, top: bool = True) -> None:
         if key not in base:
             raise params.ParamsError(f"profile override names {key!r}, which params.yaml does not have")
         if top and key == "models":  # every key dvc.yaml names per model (models.<m>.finetune...) is written
-            base[key] = {name: {"checkpoint": None, "encoder": None, "finetune": None, "extract": None} | dict(model)
-                         for name, model in value.items()}
+            unset = {"checkpoint": None, "encoder": None, "finetune": None, "extract": None}
+            base[key] = {name: unset | dict(model) for name, model in value.items()}
         elif isinstance(value, dict) and isinstance(base[key], dict):
             merge(base[key], value, top=False)
         else:

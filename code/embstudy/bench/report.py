@@ -155,10 +155,13 @@ def vocab_section(v: dict | None) -> list[str]:
     if v is None:
         return []
     named = {"pruned": "pruned (the pipeline's)"}
-    rows = [f"| {named.get(k, k)} | {v['vocab_pruned'] if k == 'pruned' else v['vocab_whole']:,} | {span(t)} | "
-            f"{t['median'] / v['step']['pruned']['median']:.2f} |" for k, t in v["step"].items()]
+    pieces = {k: v["vocab_pruned"] if k == "pruned" else v["vocab_whole"] for k in v["step"]}
+    pruned = v["step"]["pruned"]["median"]
+    rows = [f"| {named.get(k, k)} | {pieces[k]:,} | {span(t)} | {t['median'] / pruned:.2f} |"
+            for k, t in v["step"].items()]
     return [f"## 6. The real encoder's vocabulary: one fine-tuning step of {v['model']} (seconds)", "",
-            f"AdamW on {v['batch']} train reviews, one thread (as the pipeline's runs); timed interleaved.", "",
+            f"AdamW on {v['batch']} train reviews, one thread (as the pipeline's runs); timed interleaved.",
+            "",
             "| vocabulary | pieces | seconds | vs pruned |", "|---|---|---|---|", *rows, "",
             f"Whole against pruned, largest logit difference: {v['logits_diff_before']:.2g} before any step, "
             f"{v['logits_diff_after']:.2g} after {v['steps']} steps each (same dropout).", ""]

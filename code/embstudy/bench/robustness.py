@@ -128,25 +128,28 @@ def verdict(results: list[dict], cfgs: dict[str, params.Finetune], margin: float
     return {"margin_missed": [cell_name(r) for r in short],
             "spread": {k: round(v, 2) for k, v in spreads.items()},
             "spread_missed": [k for k, v in spreads.items() if v > MAX_SPREAD],
-            "collapsed": [cell_name(r) for r in results if r["majority_share"] > cfgs[r["model"]].max_majority_share]}
+            "collapsed": [cell_name(r) for r in results
+                          if r["majority_share"] > cfgs[r["model"]].max_majority_share]}
 
 
 def cell_name(r: dict) -> str:
     return f"{r['model']} seed {r['seed']} {r['env']} {r['threads']} thread(s)"
 
 
-def report(results: list[dict], verdict_: dict, cfgs: dict[str, params.Finetune], native: str, margin: float) -> str:
+def report(results: list[dict], verdict_: dict, cfgs: dict[str, params.Finetune], native: str,
+           margin: float) -> str:
     """bench/robustness.md: the targets, then every cell."""
     ok = not (verdict_["margin_missed"] or verdict_["spread_missed"] or verdict_["collapsed"])
     twice = (": the cells of that environment are the native runs, listed twice"
              if native in {r["env"] for r in results} - {"native"} else "")
-    recipes = "; ".join(f"{m}: lr {c.lr:g}, {c.epochs} epoch{'s' if c.epochs > 1 else ''}, batch {c.batch_size}, "
-                        f"{c.train_size} reviews, gates at most {c.max_gap_to_tfidf} points below TF-IDF and "
-                        f"{c.max_majority_share:.0%} of reviews in one class" for m, c in cfgs.items())
+    recipes = "; ".join(f"{m}: lr {c.lr:g}, {c.epochs} epoch{'s' if c.epochs > 1 else ''}, "
+                        f"batch {c.batch_size}, {c.train_size} reviews, gates at most {c.max_gap_to_tfidf} "
+                        f"points below TF-IDF and {c.max_majority_share:.0%} of reviews in one class"
+                        for m, c in cfgs.items())
     lines = [
         "# Robustness of the demo's fine-tuning (`make robustness`)", "",
-        f"Every model x seed x numeric environment x threads, fine-tuned with params.yaml's `finetune` and each "
-        f"model's own values ({recipes}). Native kernels here: `{native}`{twice}.", "",
+        f"Every model x seed x numeric environment x threads, fine-tuned with params.yaml's `finetune` and "
+        f"each model's own values ({recipes}). Native kernels here: `{native}`{twice}.", "",
         f"**Targets {'met' if ok else 'MISSED'}.**",
         f"- every cell passes both gates with {margin} points to spare: "
         f"{'yes' if not verdict_['margin_missed'] else 'no: ' + ', '.join(verdict_['margin_missed'])}",

