@@ -137,7 +137,8 @@ def test_every_param_a_stage_reads_is_declared(micro_repo, tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     read = json.loads(done.stdout.splitlines()[-1])
     stages = declared()  # the repository's: the micro copy's values differ, its keys do not
-    assert "finetune.epochs" in read["extract camembert"]  # the recorder sees reads through objects passed down
+    assert "probe.epochs" in read["probe camembert"]  # the recorder sees reads through objects passed down
+    assert "finetune" in read["extract camembert"]  # its model's whole recipe (params.for_model), to list its runs
     assert "models.camembert.finetune" in read["finetune camembert"]  # the model's own values over finetune's
     for cmd, keys in read.items():
         want = stages[cmd]["params"]

@@ -7,7 +7,8 @@ the base encoder of a sequence-classification checkpoint) and ``random-epoch-k``
 first seed). One length-sorted, dynamically padded pass per variant over all train and
 test reviews with every hidden state (layers + 1 of them, the embeddings are layer 0);
 statistics of the first test sentences are reduced as the batches stream
-(``embstudy.geometry``); ``extract.reviews`` keeps the first N of each split only. The model's own values
+(``embstudy.geometry``); ``extract.reviews`` keeps the first N of each split only; the runs come from
+the model's whole fine-tuning recipe (``finetune``, epochs and seeds). The model's own values
 (``models.<model>.finetune``, ``models.<model>.extract``) go over the stages'. Run:
 ``python -m embstudy.extract camembert``.
 
