@@ -44,8 +44,9 @@ def test_a_models_own_values_go_over_the_stages_and_are_checked(tmp_path):
     def fewer(raw):
         raw["models"]["e5-small"]["extract"]["reviews"] = 100
 
-    with pytest.raises(params.ParamsError, match="extract.cka_sentences = 500 exceeds "
-                                                 "models.e5-small.extract.reviews = 100"):
+    with pytest.raises(params.ParamsError, match="extract.baseline_sentences = 200 exceeds "
+                                                 "models.e5-small.extract.reviews = 100; models.e5-small.extract."
+                                                 "cka_sentences = 400 exceeds models.e5-small.extract.reviews"):
         params.load(write(tmp_path, fewer))
 
 
