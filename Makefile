@@ -11,7 +11,7 @@ TORCH := $(shell grep '^torch==' requirements.lock)
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup report test paper data bench robustness encoders lock clean
+.PHONY: setup report test test-fast paper data bench robustness encoders lock clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,11 @@ report: $(STAMP)
 	dvc repro
 	python -m embstudy.book
 
-test: $(STAMP)
-	python -m pytest
+test: $(STAMP)  # everything, one xdist worker per core (each pipeline fixture's tests in one worker)
+	python -m pytest -n auto --dist loadgroup
+
+test-fast: $(STAMP)  # the unit tier: no pipeline, worker pool or real model (tests marked slow)
+	python -m pytest -m "not slow" -n auto
 
 PROFILE ?= conf/paper.yaml
 paper: $(STAMP)  # the real study: hub checkpoints + real data (GPU advised); PROFILE=conf/english.yaml...: see README

@@ -1,7 +1,13 @@
-"""Shared fixtures: a throw-away copy of the repository running the pipeline on micro params.
+"""Shared fixtures: a throw-away copy of the repository running the pipeline on micro params; the two tiers.
 
 The copy carries its own ``code/`` on PYTHONPATH, so ``embstudy.paths.ROOT`` is the
 copy and nothing is written into the working tree.
+
+Tiers: a test that uses a fixture of :data:`PIPELINES` (a whole pipeline run, or the real encoders' conversion)
+or carries ``@pytest.mark.slow`` (a fine-tuning in worker processes, a robustness cell...) is ``slow``;
+``make test-fast`` runs the others (``-m "not slow"``), ``make test`` all. Under pytest-xdist (``make test``
+runs ``-n auto --dist loadgroup``) every test of one such fixture runs in the same worker, so each
+session- or module-scoped pipeline runs once.
 """
 from __future__ import annotations
 
@@ -86,6 +92,19 @@ def micro_copy(dest: Path) -> Path:
     micro = merge(params, MICRO) | {"models": models}
     (root / "params.yaml").write_text(yaml.safe_dump(micro, sort_keys=False))
     return root
+
+
+# fixtures that run a whole pipeline (or convert the real packaged encoders): their tests are slow, and run in
+# one xdist worker per fixture so that it is built once
+PIPELINES = ("micro_repo", "japanese_repo", "english_repo", "paper_repo", "english_small", "e5")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = [f for f in PIPELINES if f in getattr(item, "fixturenames", ())]
+        if used:
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(used[0]))
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,7 @@ def imported(modules: set[str]) -> dict[str, set[str]]:
             for m, files in json.loads(done.stdout).items()}
 
 
+@pytest.mark.slow  # imports every stage in forked interpreters
 def test_every_stage_lists_its_whole_import_closure():
     stages = declared()
     modules = {cmd.split()[0] for cmd in stages}

@@ -116,6 +116,7 @@ def pool_tasks(source, corpus, tmp_path, seeds=(1, 2)) -> list[dict]:
              "corpus": str(tmp_path / "corpus"), "out_dir": tmp_path / "stage" / f"seed-{s}"} for s in seeds]
 
 
+@pytest.mark.slow  # spawns worker processes
 def test_runs_side_by_side_give_the_metrics_of_runs_one_after_another(source, corpus, tmp_path):
     todo = pool_tasks(source, corpus, tmp_path)
     threads = torch.get_num_threads()
@@ -130,6 +131,7 @@ def test_runs_side_by_side_give_the_metrics_of_runs_one_after_another(source, co
     assert {r: (tmp_path / "stage" / r / "hits.npy").read_bytes() for r in alone} == first
 
 
+@pytest.mark.slow  # spawns worker processes
 def test_a_failed_run_in_a_worker_stops_the_stage_with_its_line(source, corpus, tmp_path):
     todo = pool_tasks(source, corpus, tmp_path)
     todo[1]["source"] = str(tmp_path / "nowhere")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import copy_repo, offline, run
 from embstudy.bench import robustness
 from embstudy.params import Finetune
 
 
+@pytest.mark.slow
 def test_native_and_default_kernels_agree_on_the_outcome(tmp_path):
     root = copy_repo(tmp_path / "repo")
     done = run(offline(["dvc", "repro", "--quiet", "tokenize@camembert"]), root, timeout=600)
