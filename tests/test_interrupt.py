@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from fnmatch import fnmatch
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import transformers
 import yaml
 
 from conftest import env_for, micro_copy, offline, run
@@ -186,3 +188,34 @@ def test_interrupted_runs_resume_to_the_outputs_of_an_uninterrupted_run(micro_re
     assert json.loads(status.stdout) == {}, status.stdout
     differ = differences(root, micro_repo, ["metrics", "artifacts"])
     assert not differ, "the resumed run differs from the uninterrupted one:\n" + "\n".join(differ)
+
+
+LOAD_INTERRUPTED = """
+import sys, threading
+import embstudy  # the package's defaults, as `python -m embstudy.<stage>` sets them first
+import transformers
+
+start = threading.Thread.start
+def interrupted(self):  # the moment CI hit: SIGINT while from_pretrained starts its first thread
+    start(self)
+    raise KeyboardInterrupt
+threading.Thread.start = interrupted
+transformers.AutoModel.from_pretrained(sys.argv[1])
+"""
+
+
+def test_a_ctrl_c_while_weights_load_ends_the_process(tmp_path):
+    """transformers' thread-pool loading, interrupted as it starts a worker, left a thread Python waited for at
+    exit: a stage that never ended (this test's process outlived its 60 s without ``embstudy``'s default)."""
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32)
+    transformers.BertModel(config).save_pretrained(tmp_path / "tiny")
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_INTERRUPTED)
+    env = {k: v for k, v in os.environ.items() if k != "HF_DEACTIVATE_ASYNC_LOAD"}
+    try:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / "tiny")], env=env, timeout=60,
+                              capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a KeyboardInterrupt while the weights loaded left the process running 60 s later")
+    assert "KeyboardInterrupt" in done.stderr or done.returncode == 0, done.stderr[-2000:]
