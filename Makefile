@@ -31,7 +31,7 @@ report: $(STAMP)
 	python -m embstudy.book
 
 test: $(STAMP)  # everything, one xdist worker per core (each pipeline fixture's tests in one worker)
-	python -m pytest -n auto --dist loadgroup
+	python -m pytest -n auto --dist loadgroup --no-loadscope-reorder
 
 test-fast: $(STAMP)  # the unit tier: no pipeline, worker pool or real model (tests marked slow)
 	python -m pytest -m "not slow" -n auto

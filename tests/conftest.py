@@ -95,16 +95,29 @@ def micro_copy(dest: Path) -> Path:
 
 
 # fixtures that run a whole pipeline (or convert the real packaged encoders): their tests are slow, and run in
-# one xdist worker per fixture so that it is built once
-PIPELINES = ("micro_repo", "japanese_repo", "english_repo", "paper_repo", "english_small", "e5")
+# one xdist worker per fixture so that it is built once. Each with its group's seconds under `make test` on 2
+# cores (--durations, fresh clone, 2026-12-02), to hand out the longest first.
+PIPELINES = {"micro_repo": 350, "english_small": 240, "english_repo": 230, "paper_repo": 155,
+             "japanese_repo": 140, "e5": 20}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads xdist_group into each node id
 def pytest_collection_modifyitems(items):
     for item in items:
         used = [f for f in PIPELINES if f in getattr(item, "fixturenames", ())]
         if used:
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.xdist_group(used[0]))
+    # Longest first, so the many short tests fill both workers at the end rather than one waiting out a
+    # pipeline (make test runs --no-loadscope-reorder, which keeps this order). A stable sort: each module's
+    # tests keep their order, so a module fixture is still set up once where its tests run together.
+    items.sort(key=lambda item: -cost(item))
+
+
+def cost(item) -> float:
+    """Seconds to expect from an item's group: a pipeline fixture's, 100 for another slow test, else 0."""
+    group = next((m.args[0] for m in item.iter_markers("xdist_group")), None)
+    return PIPELINES.get(group, 0) or (100 if item.get_closest_marker("slow") else 0)
 
 
 @pytest.fixture(scope="session")
