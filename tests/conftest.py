@@ -24,19 +24,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def pin_worker() -> None:
-    """Under ``make test`` (one xdist worker per core) give each worker a core of its own. The pipelines it runs
-    then take one thread per stage (``stage.n_threads`` reads the affinity) instead of two workers' stages each
-    taking every core: tiny models gain little from a second thread, and two of them on one core thrash."""
-    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 0))
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if worker and count > 1 and count == len(cores):
-        os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw"))]})
-
-
-pin_worker()
-
 # Micro sizes: every stage runs, in seconds; quality gates relaxed (they are tested on their own).
 MICRO = {
     "data": {"synth": {"labelled_per_class": 30, "unlabeled_per_domain": 60}},
@@ -47,8 +34,7 @@ MICRO = {
     },
     "pretrain": {"steps": 8, "batch_size": 8, "seq_len": 32, "warmup": 2, "heldout": 20, "min_accuracy_ratio": 0.0},
     "finetune": {"train_size": 60, "test_size": 40, "epochs": 2, "batch_size": 8, "seeds": [1, 2],
-                 "max_gap_to_tfidf": 100.0, "max_majority_share": 1.0,
-                 "jobs": 2},  # the runs in worker processes, as on the demo's 2 cores, even with one core pinned
+                 "max_gap_to_tfidf": 100.0, "max_majority_share": 1.0},
     "extract": {"batch_size": 16, "cos_sentences": 10, "cov_sentences": 12, "erank_sentences": 4,
                 "erank_tokens": 32, "baseline_sentences": 8, "cka_sentences": 20},
     "probe": {"epochs": 3},
