@@ -33,7 +33,9 @@ MICRO = {
         for name in ("camembert", "flaubert")
     },
     "pretrain": {"steps": 8, "batch_size": 8, "seq_len": 32, "warmup": 2, "heldout": 20, "min_accuracy_ratio": 0.0},
-    "finetune": {"train_size": 60, "test_size": 40, "epochs": 2, "batch_size": 8, "seeds": [1, 2],
+    # jobs 1: the runs one after another in the stage's own process, sparing each micro pipeline two spawned
+    # workers' imports (~8 s each); the worker pool runs in test_finetune.py and in test_interrupt.py's pipeline
+    "finetune": {"train_size": 60, "test_size": 40, "epochs": 2, "batch_size": 8, "seeds": [1, 2], "jobs": 1,
                  "max_gap_to_tfidf": 100.0, "max_majority_share": 1.0},
     "extract": {"batch_size": 16, "cos_sentences": 10, "cov_sentences": 12, "erank_sentences": 4,
                 "erank_tokens": 32, "baseline_sentences": 8, "cka_sentences": 20},
@@ -83,13 +85,13 @@ def run(cmd: list[str], root: Path, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=root, env=env_for(root), capture_output=True, text=True, **kw)
 
 
-def micro_copy(dest: Path) -> Path:
-    """A fresh repository copy at ``dest`` whose params.yaml carries the MICRO sizes and MICRO's models only
-    (the packaged real encoder runs in its own test: tests/test_packaged.py)."""
+def micro_copy(dest: Path, override: dict | None = None) -> Path:
+    """A fresh repository copy at ``dest`` whose params.yaml carries the MICRO sizes (and ``override`` over
+    them) and MICRO's models only (the packaged real encoder runs in its own test: tests/test_packaged.py)."""
     root = copy_repo(dest)
     params = yaml.safe_load((root / "params.yaml").read_text())
     models = {m: merge(params["models"][m], v) for m, v in MICRO["models"].items()}
-    micro = merge(params, MICRO) | {"models": models}
+    micro = merge(merge(params, MICRO), override or {}) | {"models": models}
     (root / "params.yaml").write_text(yaml.safe_dump(micro, sort_keys=False))
     return root
 

@@ -199,7 +199,7 @@ def english_small(tmp_path_factory):
     root = copy_repo(tmp / "repo")
     profile = yaml.safe_load((REPO / "conf" / "english-small.yaml").read_text())
     micro = {"finetune": {"train_size": 60, "test_size": 40, "epochs": 1, "seeds": [1]},
-             "extract": {"reviews": None}}
+             "extract": {"reviews": 60}}  # of the micro corpus's 180 per split: enough for every statistic
     sizes = {k: v for k, v in MICRO.items() if k != "models"}
     sizes["models"] = {name: m | micro for name, m in profile["models"].items()}
     (tmp / "sizes.yaml").write_text(yaml.safe_dump(sizes))
