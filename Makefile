@@ -31,7 +31,7 @@ report: $(STAMP)
 	python -m embstudy.book
 
 test: $(STAMP)  # everything, one xdist worker per core (each pipeline fixture's tests in one worker)
-	python -m pytest -n auto --dist loadgroup --no-loadscope-reorder
+	python -m pytest -n auto --dist loadgroup --no-loadscope-reorder --durations=30  # the slowest steps: where the time went
 
 test-fast: $(STAMP)  # the unit tier: no pipeline, worker pool or real model (tests marked slow)
 	python -m pytest -m "not slow" -n auto

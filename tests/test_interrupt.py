@@ -1,10 +1,9 @@
 """Interrupted runs resume to the outputs of an uninterrupted run; two runs from scratch give the same files.
 
 One extra micro pipeline run (micro_repo's params, in a fresh copy, but fine-tuning in two worker processes
-where micro_repo runs one after another) is interrupted three times, each time
-while a stage is mid-work, i.e. its temp folder beside its output (``files.temp_prefix``) already holds part
-of the output. The whole run is frozen (SIGSTOP) at that moment, so the test knows the stage had not
-finished yet, then signalled:
+where micro_repo runs one after another) is interrupted three times, each time while a stage is mid-work, i.e.
+its temp folder beside its output (``files.temp_prefix``) already holds part of the output. The whole run is
+frozen (SIGSTOP) at that moment, so the test knows the stage had not finished yet, then signalled:
 
 * SIGINT once the first ``pretrain`` stage has written its tokenizer (training follows);
 * SIGKILL once the first ``finetune`` stage has saved its epoch-1 checkpoint;
@@ -17,10 +16,10 @@ and runs, which the extract round relies on (``.dvc/tmp/lock`` is an flock, free
 
 A last ``dvc repro`` then completes, ``dvc status`` is clean and no temp path is left anywhere. Its files
 are compared with micro_repo's, an uninterrupted run from scratch in another folder, so this is also the
-check that two runs give identical files, and that
-the fine-tuning's floats do not depend on ``finetune.jobs``. Every file under ``metrics/`` and ``artifacts/`` is
-byte-identical except what ``VARIES`` lists: ``artifacts/extract/<model>/timing.json``, whose wall seconds
-and tokens per second are the stage's one documented non-deterministic fields (its other fields must match).
+check that two runs give identical files, and that the fine-tuning's floats do not depend on ``finetune.jobs``.
+Every file under ``metrics/`` and ``artifacts/`` is byte-identical except what ``VARIES`` lists:
+``artifacts/extract/<model>/timing.json``, whose wall seconds and tokens per second are the stage's one
+documented non-deterministic fields (its other fields must match).
 Timings stay out of the metrics files, and the tokenised splits carry a path-independent fingerprint
 (``embstudy.tokenize.fingerprint``), so nothing else may differ, even between two folders.
 """

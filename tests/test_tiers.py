@@ -38,7 +38,7 @@ def recipe(target: str) -> list[str]:
     """The pytest options of a Makefile target's recipe (``python -m pytest ...``)."""
     text = (REPO / "Makefile").read_text()
     line = re.search(rf"^{target}:.*\n\t(python -m pytest[^\n]*)", text, re.M).group(1)
-    return shlex.split(line)[3:]
+    return shlex.split(line, comments=True)[3:]  # a recipe may end in a shell comment
 
 
 def pytest_in(tmp: Path, options: list[str]) -> str:
