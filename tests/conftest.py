@@ -98,8 +98,8 @@ def micro_copy(dest: Path, override: dict | None = None) -> Path:
 
 # fixtures that run a whole pipeline (or convert the real packaged encoders): their tests are slow, and run in
 # one xdist worker per fixture so that it is built once. Each with its group's seconds under `make test` on 2
-# cores (--durations, fresh clone, 2026-12-02), to hand out the longest first.
-PIPELINES = {"micro_repo": 350, "english_small": 240, "english_repo": 230, "paper_repo": 155,
+# cores (--durations, fresh clone, 2026-12-03), to hand out the longest first.
+PIPELINES = {"micro_repo": 360, "english_small": 210, "english_repo": 200, "paper_repo": 170,
              "japanese_repo": 140, "e5": 20}
 
 
