@@ -46,6 +46,7 @@ from tqdm import tqdm
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+import embstudy
 from embstudy import encoders, files, log, params, paths, stage, variants
 from embstudy.params import Finetune
 
@@ -218,6 +219,7 @@ def task(kwargs: dict) -> tuple[str, dict | str]:
 
 def worker(stage_name: str, profile: str, model: str) -> None:
     """A pool worker: the stage's log lines, one thread."""
+    embstudy.imports_done()
     log.setup(stage_name, profile, model)
     torch.set_num_threads(1)
 

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+import embstudy
 from embstudy import log, params
 from embstudy.params import Model, Params
 
@@ -21,6 +22,7 @@ class StageError(SystemExit):
 
 def start(stage: str, model: str | None = None) -> tuple[Params, logging.Logger]:
     """``(params, logger)`` for ``stage`` (of ``model``); an unknown model name fails here, in one line."""
+    embstudy.imports_done()  # the stage module's imports are over: the collector back on
     p = params.load()
     if model is not None:
         model_params(p, model)
