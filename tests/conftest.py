@@ -98,9 +98,9 @@ def micro_copy(dest: Path, override: dict | None = None) -> Path:
 
 # fixtures that run a whole pipeline (or convert the real packaged encoders): their tests are slow, and run in
 # one xdist worker per fixture so that it is built once. Each with its group's seconds under `make test` on 2
-# cores (--durations, fresh clone, 2026-12-03), to hand out the longest first.
-PIPELINES = {"micro_repo": 360, "english_small": 210, "english_repo": 200, "paper_repo": 170,
-             "japanese_repo": 140, "e5": 20}
+# cores (--durations, fresh clone, 2026-12-03, the 646 s run), to hand out the longest first.
+PIPELINES = {"micro_repo": 260, "english_small": 175, "english_repo": 165, "paper_repo": 160,
+             "japanese_repo": 115, "e5": 25}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads xdist_group into each node id
